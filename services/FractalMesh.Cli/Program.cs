@@ -1,1 +1,1 @@
-Console.WriteLine(FractalMesh.Model.Probe.Dot());
+Console.WriteLine("todo");

@@ -1,0 +1,109 @@
+using FractalMesh.Model.Config;
+using TorchSharp;
+using TorchSharp.Modules;
+using TorchSharp.Utils;
+using static TorchSharp.torch;
+
+namespace FractalMesh.Model.Modules;
+
+/// <summary>
+/// One fractal level and, recursively, everything below it (official <c>FractalGen</c>, paper §3). Level 0 also owns the
+/// class embedding and the learned null embedding <c>fake_latent</c> used for guidance and unconditional likelihood.
+/// The state-dict names equal the official checkpoint's key for key.
+/// </summary>
+public sealed class FractalModel : NextLevel
+{
+    [ComponentName(Name = "fake_latent")]
+    private readonly Parameter? nullEmbedding;
+    [ComponentName(Name = "class_emb")]
+    private readonly Embedding? classEmbedding;
+    private readonly Generator generator;
+    [ComponentName(Name = "next_fractal")]
+    private readonly NextLevel nextLevel;
+
+    public FractalConfig Config { get; }
+    /// <summary>0 for the coarsest level.</summary>
+    public int Level { get; }
+    public Generator Generator => generator;
+    /// <summary>The level below, or null when the next is the pixel head.</summary>
+    public FractalModel? Next => nextLevel as FractalModel;
+    /// <summary>The pixel head at the bottom of the hierarchy.</summary>
+    public PixelHead PixelHead => nextLevel as PixelHead ?? Next!.PixelHead;
+
+    /// <summary>Builds the whole model from <paramref name="config"/> with the reference's random initialization.</summary>
+    public FractalModel(FractalConfig config) : this(config.Validate(), 0) { }
+
+    FractalModel(FractalConfig config, int level) : base(nameof(FractalModel))
+    {
+        Config = config;
+        Level = level;
+        int condWidth = level > 0 ? config.Widths[level - 1] : config.Widths[0];
+        if (level == 0)
+        {
+            classEmbedding = nn.Embedding(config.ClassNum, config.Widths[0]);
+            nullEmbedding = new Parameter(zeros(1, config.Widths[0]));
+            using var _ = no_grad();
+            nn.init.normal_(classEmbedding.weight!, std: 0.02);
+            nn.init.normal_(nullEmbedding, std: 0.02);
+        }
+        int seqLen = config.SeqLen(level), patch = config.ImageSizes[level + 1];
+        generator = config.Generators[level] switch
+        {
+            GeneratorKind.Mar => new MarGenerator(seqLen, patch, condWidth, config.Widths[level], config.Blocks[level],
+                config.Heads[level], config.NumConds, config.GuidingPixel && level > 0, config.AttnDropout, config.ProjDropout),
+            _ => new ArGenerator(seqLen, patch, condWidth, config.Widths[level], config.Blocks[level], config.Heads[level],
+                config.ProjDropout),
+        };
+        nextLevel = level < config.Levels - 1
+            ? new FractalModel(config, level + 1)
+            : new PixelHead(config.Widths[level], config.Widths[level + 1], config.Blocks[level + 1], config.Heads[level + 1], config.RWeight);
+        RegisterComponents();
+    }
+
+    /// <summary>Class embeddings (B,C) of <paramref name="labels"/> (B); where <paramref name="useNull"/> is true, the null embedding.</summary>
+    public Tensor ClassConditions(Tensor labels, Tensor? useNull = null)
+    {
+        if (classEmbedding is null || nullEmbedding is null) throw new InvalidOperationException("only level 0 has class embeddings");
+        using var scope = NewDisposeScope();
+        var cond = classEmbedding.call(labels);
+        if (useNull is not null) cond = where(useNull.to_type(ScalarType.Bool).unsqueeze(1), nullEmbedding, cond);
+        return cond.MoveToOuterDisposeScope();
+    }
+
+    /// <summary>The learned null embedding repeated <paramref name="n"/> times (unconditional rows).</summary>
+    public Tensor NullConditions(long n)
+    {
+        if (nullEmbedding is null) throw new InvalidOperationException("only level 0 has the null embedding");
+        return nullEmbedding.expand(n, nullEmbedding.shape[1]).clone();
+    }
+
+    /// <summary>
+    /// Loss of normalized images (B,3,H,W) with class <paramref name="labels"/> (B), in nats per dimension. In training a
+    /// label becomes the null embedding with probability <see cref="FractalConfig.LabelDropProb"/>; in evaluation every
+    /// row is unconditional (the reference's likelihood protocol).
+    /// </summary>
+    public Tensor Loss(Tensor images, Tensor labels)
+    {
+        using var scope = NewDisposeScope();
+        var useNull = training
+            ? rand(labels.shape[0], device: images.device) < Config.LabelDropProb
+            : ones(labels.shape[0], dtype: ScalarType.Bool, device: images.device);
+        var cond = ClassConditions(labels, useNull);
+        return Loss(images, Enumerable.Repeat(cond, 5).ToArray()).MoveToOuterDisposeScope();
+    }
+
+    /// <summary>Loss of this level and everything below under the given conditions.</summary>
+    public override Tensor Loss(Tensor images, IReadOnlyList<Tensor> conds)
+    {
+        using var scope = NewDisposeScope();
+        var inputs = generator.Forward(images, conds);
+        var loss = nextLevel.Loss(inputs.Patches, inputs.Conds);
+        return (loss + inputs.GuidingPixelLoss).MoveToOuterDisposeScope();
+    }
+
+    /// <summary>The generators from level 0 down.</summary>
+    public IEnumerable<Generator> Generators()
+    {
+        for (var m = this; m is not null; m = m.Next) yield return m.generator;
+    }
+}

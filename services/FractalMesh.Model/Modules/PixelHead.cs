@@ -1,0 +1,125 @@
+using TorchSharp;
+using TorchSharp.Modules;
+using TorchSharp.Utils;
+using static TorchSharp.torch;
+using F = TorchSharp.torch.nn.functional;
+
+namespace FractalMesh.Model.Modules;
+
+/// <summary>The output bias of one channel's logits (<c>r_mlm.bias</c> etc.); the weights are that channel's codebook.</summary>
+public sealed class CodebookLogits : nn.Module
+{
+    private readonly Parameter bias;
+
+    public CodebookLogits(int vocab) : base(nameof(CodebookLogits))
+    {
+        bias = new Parameter(zeros(1, vocab));
+        RegisterComponents();
+    }
+
+    /// <summary>(M,W) hidden states × codebook (256,W)ᵀ + bias → (M,256) logits.</summary>
+    public Tensor Forward(Tensor hidden, Tensor codebook)
+    {
+        using var scope = NewDisposeScope();
+        return (hidden.matmul(codebook.t()) + bias).MoveToOuterDisposeScope();
+    }
+}
+
+/// <summary>
+/// The pixel head (official <c>PixelLoss</c>, DESIGN.md §1): a 3-step causal transformer over
+/// <c>[condition, R, G, B]</c> with one 256-entry codebook per channel. Also used, small, as a level's guiding-pixel head.
+/// </summary>
+public sealed class PixelHead : NextLevel
+{
+    [ComponentName(Name = "cond_proj")]
+    private readonly Linear condProj;
+    [ComponentName(Name = "r_codebook")]
+    private readonly Embedding rCodebook;
+    [ComponentName(Name = "g_codebook")]
+    private readonly Embedding gCodebook;
+    [ComponentName(Name = "b_codebook")]
+    private readonly Embedding bCodebook;
+    private readonly LayerNorm ln;
+    private readonly ModuleList<VitBlock> blocks;
+    private readonly LayerNorm norm;
+    [ComponentName(Name = "r_mlm")]
+    private readonly CodebookLogits rLogits;
+    [ComponentName(Name = "g_mlm")]
+    private readonly CodebookLogits gLogits;
+    [ComponentName(Name = "b_mlm")]
+    private readonly CodebookLogits bLogits;
+
+    /// <summary>Training weight of red relative to green and blue (evaluation weighs them equally).</summary>
+    public double RWeight { get; }
+
+    /// <summary>Width of the conditions this head reads.</summary>
+    public int CondWidth { get; }
+
+    public PixelHead(int condWidth, int width, int depth, int heads, double rWeight) : base(nameof(PixelHead))
+    {
+        RWeight = rWeight;
+        CondWidth = condWidth;
+        condProj = nn.Linear(condWidth, width);
+        rCodebook = nn.Embedding(256, width);
+        gCodebook = nn.Embedding(256, width);
+        bCodebook = nn.Embedding(256, width);
+        ln = nn.LayerNorm(width, eps: 1e-6);
+        blocks = new ModuleList<VitBlock>(Enumerable.Range(0, depth).Select(_ => new VitBlock(width, heads, causal: true, 0, 0)).ToArray());
+        norm = nn.LayerNorm(width, eps: 1e-6);
+        rLogits = new CodebookLogits(256);
+        gLogits = new CodebookLogits(256);
+        bLogits = new CodebookLogits(256);
+        RegisterComponents();
+        Initialize();
+    }
+
+    void Initialize()
+    {
+        using var _ = no_grad();
+        foreach (var cb in new[] { rCodebook, gCodebook, bCodebook }) nn.init.normal_(cb.weight!, std: 0.02);
+        Init.LinearsAndNorms(this);
+    }
+
+    /// <summary>
+    /// Teacher-forced logits: byte ids (M,3) and conditions (M,C) → (M,3,256). Row <c>m</c>, channel <c>i</c> sees only
+    /// the condition and channels before <c>i</c>, so sampling can call this with unknown channels set to anything.
+    /// </summary>
+    public Tensor Logits(Tensor ids, Tensor cond)
+    {
+        using var scope = NewDisposeScope();
+        var x = cat([
+            condProj.call(cond).unsqueeze(1),                       // (M, 1, W)
+            rCodebook.call(ids.narrow(1, 0, 1)),                    // (M, 1, W)
+            gCodebook.call(ids.narrow(1, 1, 1)),
+            bCodebook.call(ids.narrow(1, 2, 1)),
+        ], 1);                                                      // (M, 4, W)
+        x = ln.call(x);
+        foreach (var block in blocks) x = block.Forward(x);
+        x = norm.call(x);
+        var r = rLogits.Forward(x.select(1, 0), rCodebook.weight!);
+        var g = gLogits.Forward(x.select(1, 1), gCodebook.weight!);
+        var b = bLogits.Forward(x.select(1, 2), bCodebook.weight!);
+        return stack([r, g, b], 1).MoveToOuterDisposeScope();       // (M, 3, 256)
+    }
+
+    /// <summary>
+    /// Cross-entropy of normalized pixels (M,3) (or (M,3,1,1)) under conditions <c>conds[0]</c>: red weighted by
+    /// <see cref="RWeight"/> in training, channels equal in evaluation; mean over rows, in nats.
+    /// </summary>
+    public override Tensor Loss(Tensor pixels, IReadOnlyList<Tensor> conds)
+    {
+        using var scope = NewDisposeScope();
+        // The reference adds 1e-2 noise before rounding to break exact .5 ties; normalized byte values sit within
+        // 1e-5 of an integer after denormalizing, so plain rounding gives the same ids without spending random numbers.
+        var ids = Pixels.ToByteIds(pixels.reshape(pixels.shape[0], 3));
+        var logits = Logits(ids, conds[0]);
+        var ce = stack([
+            F.cross_entropy(logits.select(1, 0), ids.select(1, 0), reduction: nn.Reduction.None),
+            F.cross_entropy(logits.select(1, 1), ids.select(1, 1), reduction: nn.Reduction.None),
+            F.cross_entropy(logits.select(1, 2), ids.select(1, 2), reduction: nn.Reduction.None),
+        ], 1);                                                      // (M, 3)
+        double rw = training ? RWeight : 1.0;
+        var weights = tensor(new[] { (float)rw, 1f, 1f }, device: ce.device);
+        return ((ce * weights).sum(1) / (rw + 2)).mean().MoveToOuterDisposeScope();
+    }
+}

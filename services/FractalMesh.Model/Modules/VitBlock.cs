@@ -1,0 +1,93 @@
+using TorchSharp;
+using TorchSharp.Modules;
+using TorchSharp.Utils;
+using static TorchSharp.torch;
+using F = TorchSharp.torch.nn.functional;
+
+namespace FractalMesh.Model.Modules;
+
+/// <summary>Multi-head self-attention with a fused qkv projection (timm ViT naming: <c>qkv</c>, <c>proj</c>).</summary>
+public sealed class SelfAttention : nn.Module
+{
+    private readonly Linear qkv;
+    private readonly Linear proj;
+    [ComponentName(Name = "proj_drop")]
+    private readonly Dropout projDrop;
+    private readonly int heads;
+    private readonly double attnDropout;
+    private readonly bool causal;
+
+    public SelfAttention(int dim, int heads, bool causal, double attnDropout, double projDropout) : base(nameof(SelfAttention))
+    {
+        if (dim % heads != 0) throw new ArgumentException($"width {dim} is not divisible by {heads} heads");
+        this.heads = heads;
+        this.causal = causal;
+        this.attnDropout = attnDropout;
+        qkv = nn.Linear(dim, dim * 3, hasBias: true);
+        proj = nn.Linear(dim, dim, hasBias: true);
+        projDrop = nn.Dropout(projDropout);
+        RegisterComponents();
+    }
+
+    public Tensor Forward(Tensor x)
+    {
+        using var scope = NewDisposeScope();
+        long b = x.shape[0], n = x.shape[1], c = x.shape[2];
+        var parts = qkv.call(x).reshape(b, n, 3, heads, c / heads).permute(2, 0, 3, 1, 4); // (3, B, H, N, C/H)
+        var (q, k, v) = (parts[0], parts[1], parts[2]);
+        // Attention logits in float32 as the reference does (it disables autocast there).
+        var o = F.scaled_dot_product_attention(q, k, v, null, training ? attnDropout : 0.0, causal); // (B, H, N, C/H)
+        o = o.transpose(1, 2).reshape(b, n, c);
+        return projDrop.call(proj.call(o)).MoveToOuterDisposeScope();
+    }
+}
+
+/// <summary>timm's two-layer GELU MLP (<c>fc1</c>, <c>fc2</c>) with dropout after each layer.</summary>
+public sealed class Mlp : nn.Module
+{
+    private readonly Linear fc1;
+    private readonly Linear fc2;
+    private readonly Dropout drop;
+
+    public Mlp(int dim, int hidden, double dropout) : base(nameof(Mlp))
+    {
+        fc1 = nn.Linear(dim, hidden);
+        fc2 = nn.Linear(hidden, dim);
+        drop = nn.Dropout(dropout);
+        RegisterComponents();
+    }
+
+    public Tensor Forward(Tensor x)
+    {
+        using var scope = NewDisposeScope();
+        var h = drop.call(F.gelu(fc1.call(x)));
+        return drop.call(fc2.call(h)).MoveToOuterDisposeScope();
+    }
+}
+
+/// <summary>
+/// Pre-norm transformer block (LayerNorm eps 1e-6, MLP ratio 4): bidirectional in MAR levels, causal in the pixel head.
+/// </summary>
+public sealed class VitBlock : nn.Module
+{
+    private readonly LayerNorm norm1;
+    private readonly SelfAttention attn;
+    private readonly LayerNorm norm2;
+    private readonly Mlp mlp;
+
+    public VitBlock(int dim, int heads, bool causal, double attnDropout, double projDropout) : base(nameof(VitBlock))
+    {
+        norm1 = nn.LayerNorm(dim, eps: 1e-6);
+        attn = new SelfAttention(dim, heads, causal, attnDropout, projDropout);
+        norm2 = nn.LayerNorm(dim, eps: 1e-6);
+        mlp = new Mlp(dim, dim * 4, projDropout);
+        RegisterComponents();
+    }
+
+    public Tensor Forward(Tensor x)
+    {
+        using var scope = NewDisposeScope();
+        var h = x + attn.Forward(norm1.call(x));
+        return (h + mlp.Forward(norm2.call(h))).MoveToOuterDisposeScope();
+    }
+}
