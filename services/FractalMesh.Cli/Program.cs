@@ -1,1 +1,3 @@
-Console.WriteLine("todo");
+using FractalMesh.Cli.Commands;
+
+return await CommandLine.RunAsync(args);

@@ -38,6 +38,7 @@ public sealed class ArGenerator : Generator
         blocks = new ModuleList<LlamaBlock>(Enumerable.Range(0, depth).Select(_ => new LlamaBlock(width, heads, dropout)).ToArray());
         norm = nn.LayerNorm(width, eps: 1e-6);
         rope = new RotaryTable(Grid, width / heads);
+        rope.For(posEmbed.device); // built with the weights so that a forward pass allocates nothing long-lived
         using (no_grad())
         {
             nn.init.normal_(posEmbed, std: 0.02);

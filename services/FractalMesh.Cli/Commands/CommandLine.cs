@@ -1,0 +1,91 @@
+namespace FractalMesh.Cli.Commands;
+
+/// <summary>A command-line mistake: printed as one line naming the argument, exit code 2.</summary>
+public sealed class UsageException(string message) : Exception(message);
+
+/// <summary>The <c>fractalmesh</c> commands and their dispatch.</summary>
+public static class CommandLine
+{
+    const string Usage = """
+        fractalmesh: tools for fractal generative models (Li, Sun, Fan, He 2025)
+
+          verify-reference DIR [--device cpu]   recompute a reference case (config.json, checkpoint-last.pth,
+                                                expected.safetensors) and compare every tensor
+          convert OFFICIAL.pth --preset NAME --out FILE.safetensors [--half]
+                                                convert an official checkpoint to FractalMesh's format
+          presets                               list the presets and their parameter counts
+          data emoji [--out DIR] [--size 32|64] build the emoji dataset from npm
+        """;
+
+    public static async Task<int> RunAsync(string[] args)
+    {
+        if (args.Length == 0 || args[0] is "-h" or "--help" or "help")
+        {
+            Console.WriteLine(Usage);
+            return args.Length == 0 ? 2 : 0;
+        }
+        try
+        {
+            return args[0] switch
+            {
+                "verify-reference" => ModelCommands.VerifyReference(new Options(args[1..])),
+                "convert" => ModelCommands.Convert(new Options(args[1..])),
+                "presets" => ModelCommands.ListPresets(),
+                _ => throw new UsageException($"unknown command '{args[0]}' (try --help)"),
+            };
+        }
+        catch (UsageException e)
+        {
+            Console.Error.WriteLine($"fractalmesh: {e.Message}");
+            return 2;
+        }
+    }
+}
+
+/// <summary>Positional arguments and <c>--name value</c> / <c>--flag</c> options; every option must be consumed.</summary>
+public sealed class Options
+{
+    readonly List<string> positional = [];
+    readonly Dictionary<string, string?> named = new();
+    readonly HashSet<string> used = [];
+
+    public Options(string[] args)
+    {
+        for (int i = 0; i < args.Length; i++)
+        {
+            if (args[i].StartsWith("--", StringComparison.Ordinal))
+            {
+                string key = args[i][2..];
+                string? value = i + 1 < args.Length && !args[i + 1].StartsWith("--", StringComparison.Ordinal) ? args[++i] : null;
+                named[key] = value;
+            }
+            else positional.Add(args[i]);
+        }
+    }
+
+    public string Positional(int index, string name) =>
+        index < positional.Count ? positional[index] : throw new UsageException($"missing argument {name}");
+
+    public string? Get(string name)
+    {
+        used.Add(name);
+        return named.TryGetValue(name, out var v) ? v ?? throw new UsageException($"--{name} needs a value") : null;
+    }
+
+    public bool Flag(string name)
+    {
+        used.Add(name);
+        if (!named.TryGetValue(name, out var v)) return false;
+        if (v is not null) throw new UsageException($"--{name} takes no value (got '{v}')");
+        return true;
+    }
+
+    public string Require(string name) => Get(name) ?? throw new UsageException($"missing --{name}");
+
+    /// <summary>Call after reading every option: an unknown one is a usage error naming it.</summary>
+    public void EnsureAllUsed()
+    {
+        var unknown = named.Keys.Where(k => !used.Contains(k)).ToList();
+        if (unknown.Count > 0) throw new UsageException($"unknown option --{unknown[0]}");
+    }
+}

@@ -1,0 +1,137 @@
+using FractalMesh.Model.Config;
+using FractalMesh.Model.Modules;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace FractalMesh.Model.Checkpoints;
+
+/// <summary>A checkpoint whose tensors do not match the model: every missing, unexpected and mis-shaped key is listed.</summary>
+public sealed class CheckpointMismatchException(string message) : IOException(message);
+
+/// <summary>
+/// Loads official <c>checkpoint-last.pth</c> files and FractalMesh's own safetensors checkpoints
+/// (weights plus the configuration in the metadata), and writes the latter.
+/// </summary>
+public static class ModelCheckpoint
+{
+    /// <summary>Metadata key holding the configuration JSON (the official constructor arguments).</summary>
+    public const string ConfigKey = "config";
+    /// <summary>Metadata key naming the format, so a foreign safetensors file is told apart.</summary>
+    public const string FormatKey = "format";
+    public const string FormatName = "fractalmesh-v1";
+
+    /// <summary>
+    /// Copies <paramref name="stateDict"/> into <paramref name="model"/> key for key, converting dtype (for example half-precision
+    /// weights) and device. Throws <see cref="CheckpointMismatchException"/> listing every missing, unexpected or mis-shaped key.
+    /// </summary>
+    public static void LoadInto(FractalModel model, IEnumerable<KeyValuePair<string, Tensor>> stateDict, string source)
+    {
+        var target = model.state_dict();
+        var given = stateDict.ToDictionary(kv => kv.Key, kv => kv.Value);
+        var missing = target.Keys.Where(k => !given.ContainsKey(k)).ToList();
+        var unexpected = given.Keys.Where(k => !target.ContainsKey(k)).ToList();
+        var misShaped = target.Keys.Where(given.ContainsKey)
+            .Where(k => !target[k].shape.SequenceEqual(given[k].shape))
+            .Select(k => $"{k}: checkpoint {Shape(given[k])}, model {Shape(target[k])}").ToList();
+        if (missing.Count + unexpected.Count + misShaped.Count > 0)
+        {
+            static string List(string title, List<string> items) =>
+                items.Count == 0 ? "" : $"\n  {title} ({items.Count}): {string.Join(", ", items.Take(20))}{(items.Count > 20 ? ", …" : "")}";
+            throw new CheckpointMismatchException(
+                $"{source} does not match the model (levels {string.Join("/", model.Config.ImageSizes)}, widths {string.Join("/", model.Config.Widths)})" +
+                List("missing keys", missing) + List("unexpected keys", unexpected) + List("mis-shaped keys", misShaped));
+        }
+        using var _ = no_grad();
+        foreach (var (name, t) in target)
+        {
+            t.copy_(given[name]);
+        }
+    }
+
+    static string Shape(Tensor t) => t.shape.Length == 0 ? "scalar" : string.Join("x", t.shape);
+
+    /// <summary>Writes the model's weights (optionally in half precision) and configuration as safetensors.</summary>
+    public static void Save(FractalModel model, string path, bool halfPrecision = false, IReadOnlyDictionary<string, string>? extraMetadata = null)
+    {
+        using var scope = NewDisposeScope();
+        var tensors = model.state_dict()
+            .Select(kv => new KeyValuePair<string, Tensor>(kv.Key, (halfPrecision ? kv.Value.to_type(ScalarType.Float16) : kv.Value).detach().cpu()))
+            .ToList();
+        var metadata = new Dictionary<string, string>(extraMetadata ?? new Dictionary<string, string>())
+        {
+            [FormatKey] = FormatName,
+            [ConfigKey] = model.Config.ToJson(),
+        };
+        Directory.CreateDirectory(Path.GetDirectoryName(Path.GetFullPath(path))!);
+        SafeTensors.Write(path, tensors, metadata);
+    }
+
+    /// <summary>Builds the model described by a FractalMesh checkpoint and loads its weights.</summary>
+    public static FractalModel Load(string path, Device? device = null)
+    {
+        var (tensors, metadata) = ReadOwn(path);
+        try
+        {
+            var model = new FractalModel(FractalConfig.FromJson(metadata[ConfigKey]));
+            LoadInto(model, tensors, path);
+            if (device is not null && device.type != DeviceType.CPU) model.to(device);
+            model.eval();
+            return model;
+        }
+        finally
+        {
+            foreach (var kv in tensors) kv.Value.Dispose();
+        }
+    }
+
+    /// <summary>Builds a model from <paramref name="config"/> and loads an official <c>checkpoint-last.pth</c> into it.</summary>
+    public static FractalModel LoadOfficial(string path, FractalConfig config, Device? device = null)
+    {
+        using var file = TorchPickleReader.ReadCheckpoint(path);
+        var model = new FractalModel(config);
+        LoadInto(model, file.Model, path);
+        if (device is not null && device.type != DeviceType.CPU) model.to(device);
+        model.eval();
+        return model;
+    }
+
+    /// <summary>Converts an official checkpoint to FractalMesh's format.</summary>
+    public static void ConvertOfficial(string officialPath, FractalConfig config, string outputPath, bool halfPrecision = false)
+    {
+        using var model = LoadOfficial(officialPath, config);
+        Save(model, outputPath, halfPrecision);
+    }
+
+    /// <summary>
+    /// Resolves what a user passes as <c>--model</c>: a FractalMesh .safetensors file, a folder with <c>config.json</c> and
+    /// <c>checkpoint-last.pth</c> (the reference layout), or an official .pth together with a preset name.
+    /// </summary>
+    public static FractalModel Open(string path, string? preset = null, Device? device = null)
+    {
+        if (Directory.Exists(path))
+        {
+            string config = Path.Combine(path, "config.json"), pth = Path.Combine(path, "checkpoint-last.pth");
+            if (!File.Exists(config) || !File.Exists(pth))
+                throw new FileNotFoundException($"{path} is a folder but lacks config.json or checkpoint-last.pth");
+            return LoadOfficial(pth, FractalConfig.FromJson(File.ReadAllText(config)), device);
+        }
+        if (!File.Exists(path)) throw new FileNotFoundException($"model file not found: {path}", path);
+        if (path.EndsWith(".pth", StringComparison.OrdinalIgnoreCase) || path.EndsWith(".pt", StringComparison.OrdinalIgnoreCase))
+        {
+            if (preset is null) throw new ArgumentException($"{path} is an official checkpoint: name its preset too ({string.Join(", ", Presets.All.Keys)})");
+            return LoadOfficial(path, Presets.Get(preset), device);
+        }
+        return Load(path, device);
+    }
+
+    static (List<KeyValuePair<string, Tensor>> Tensors, Dictionary<string, string> Metadata) ReadOwn(string path)
+    {
+        var (tensors, metadata) = SafeTensors.Read(path);
+        if (!metadata.TryGetValue(ConfigKey, out _))
+        {
+            foreach (var kv in tensors) kv.Value.Dispose();
+            throw new InvalidDataException($"{path} is a safetensors file without a FractalMesh configuration in its metadata");
+        }
+        return (tensors, metadata);
+    }
+}

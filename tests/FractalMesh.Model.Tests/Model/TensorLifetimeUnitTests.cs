@@ -1,0 +1,58 @@
+using FractalMesh.Model.Config;
+using FractalMesh.Model.Modules;
+using TorchSharp;
+using Xunit;
+using static TorchSharp.torch;
+
+namespace FractalMesh.Model.Tests;
+
+/// <summary>Forward, loss and likelihood leave no live tensor behind: every intermediate is disposed deterministically.</summary>
+[Collection("TorchStatistics")]
+public class TensorLifetimeUnitTests
+{
+    public static TheoryData<string> Configs => new() { "ar", "mar", "mar-guiding" };
+
+    static FractalConfig Tiny(string kind) => kind switch
+    {
+        "ar" => new() { ImageSizes = [8, 2, 1], Widths = [32, 16, 16], Blocks = [1, 1, 1], Heads = [2, 2, 2], Generators = [GeneratorKind.Ar, GeneratorKind.Ar], NumConds = 1, ClassNum = 3 },
+        "mar" => new() { ImageSizes = [8, 2, 1], Widths = [32, 16, 16], Blocks = [1, 1, 1], Heads = [2, 2, 2], Generators = [GeneratorKind.Mar, GeneratorKind.Mar], NumConds = 5, ClassNum = 3 },
+        _ => new() { ImageSizes = [8, 4, 2, 1], Widths = [32, 16, 16, 16], Blocks = [1, 1, 1, 1], Heads = [2, 2, 2, 2], Generators = [GeneratorKind.Mar, GeneratorKind.Mar, GeneratorKind.Mar], NumConds = 5, GuidingPixel = true, ClassNum = 3 },
+    };
+
+    [Theory]
+    [MemberData(nameof(Configs))]
+    public void TrainingLossAndBackwardLeaveNothingAlive(string kind)
+    {
+        using var model = new FractalModel(Tiny(kind));
+        model.train();
+        using var images = randn(4, 3, 8, 8);
+        using var labels = tensor(new long[] { 0, 1, 2, 1 });
+        DisposeScopeManager.Statistics.Reset();
+        for (int i = 0; i < 3; i++)
+        {
+            using var loss = model.Loss(images, labels);
+            loss.backward();
+        }
+        Assert.Equal(0, DisposeScopeManager.Statistics.ThreadTotalLiveCount);
+    }
+
+    [Theory]
+    [MemberData(nameof(Configs))]
+    public void LikelihoodPassLeavesNothingAlive(string kind)
+    {
+        using var model = new FractalModel(Tiny(kind));
+        model.eval();
+        using var images = randn(4, 3, 8, 8);
+        using var labels = tensor(new long[] { 0, 1, 2, 1 });
+        DisposeScopeManager.Statistics.Reset();
+        using (no_grad())
+        {
+            for (int i = 0; i < 3; i++)
+            {
+                using var loss = model.Loss(images, labels);
+                Assert.True(loss.item<float>() > 0);
+            }
+        }
+        Assert.Equal(0, DisposeScopeManager.Statistics.ThreadTotalLiveCount);
+    }
+}
