@@ -31,6 +31,8 @@ public static class CommandLine
                 "verify-reference" => ModelCommands.VerifyReference(new Options(args[1..])),
                 "convert" => ModelCommands.Convert(new Options(args[1..])),
                 "presets" => ModelCommands.ListPresets(),
+                "data" => await DataCommand.RunAsync(args[1..]),
+                "train" => TrainCommand.Run(new Options(args[1..])),
                 _ => throw new UsageException($"unknown command '{args[0]}' (try --help)"),
             };
         }

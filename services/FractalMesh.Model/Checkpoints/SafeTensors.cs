@@ -126,7 +126,8 @@ public static class SafeTensors
         }
         catch
         {
-            File.Delete(temporary);
+            if (File.Exists(temporary))
+                File.Delete(temporary);
             throw;
         }
     }

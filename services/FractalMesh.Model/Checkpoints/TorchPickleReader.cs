@@ -115,7 +115,7 @@ public static class TorchPickleReader
     /// Python values map to: None → null, bool → <see cref="bool"/>, int → <see cref="long"/>
     /// (<see cref="BigInteger"/> beyond 64 bits), float → <see cref="double"/>, str → <see cref="string"/>,
     /// bytes/bytearray → <c>byte[]</c>, tuple → <c>object?[]</c>, list → <c>List&lt;object?&gt;</c>,
-    /// dict/OrderedDict → <see cref="PickleDict"/>, set/frozenset opcodes → <c>HashSet&lt;object?&gt;</c>,
+    /// dict/OrderedDict → <see cref="PickleDict"/>, set/frozenset → <c>HashSet&lt;object?&gt;</c>,
     /// <c>argparse.Namespace</c> → <see cref="PickleNamespace"/>, a bare global → <see cref="PickleGlobal"/>,
     /// any other object → <see cref="PickleObject"/>. Tensors become lazy <see cref="PickledTensor"/>
     /// descriptors over <see cref="PickledStorage"/>s; <see cref="PickledTensor.ToTensor"/> reads
@@ -331,7 +331,7 @@ public sealed class PickleGlobal(string module, string name)
 
 /// <summary>
 /// A placeholder for an object of a class the reader does not model (<c>torch.device</c>,
-/// <c>torch.Size</c>, <c>builtins.set</c>, optimizer or scaler internals...): it records what the
+/// <c>torch.Size</c>, <c>builtins.slice</c>, optimizer or scaler internals...): it records what the
 /// pickle asked for so that loading goes on and the data stays inspectable.
 /// </summary>
 public sealed class PickleObject
@@ -848,7 +848,7 @@ internal sealed class PickleMachine
                 {
                     string module = ReadLine();
                     string name = ReadLine();
-                    _stack.Add(new PickleGlobal(module, name));
+                    _stack.Add(new PickleGlobal(Python3Module(module), name));
                     break;
                 }
                 case Op.StackGlobal:
@@ -857,7 +857,7 @@ internal sealed class PickleMachine
                     var module = Pop();
                     if (module is not string m || name is not string n)
                         throw Error("STACK_GLOBAL needs two strings");
-                    _stack.Add(new PickleGlobal(m, n));
+                    _stack.Add(new PickleGlobal(Python3Module(m), n));
                     break;
                 }
                 case Op.Reduce:
@@ -904,11 +904,32 @@ internal sealed class PickleMachine
     /// <summary>Calls (REDUCE) or instantiates (NEWOBJ) a global, for the globals checkpoints use.</summary>
     private object? Call(object? callable, object?[] args, PickleDict? kwargs)
     {
+        if (callable is PickleObject callee)
+            return CallPlaceholder(callee, args, kwargs);
         if (callable is not PickleGlobal global)
             throw Error($"cannot call {Describe(callable)}: only globals are callable");
 
         switch (global.FullName)
         {
+            case "builtins.set":
+            case "builtins.frozenset":
+                // Protocol 2 has no set opcodes: set([items]). Built like EMPTY_SET + ADDITEMS.
+                var set = new HashSet<object?>(PickleValueComparer.Instance);
+                if (args.Length > 0 && args[0] is IEnumerable<object?> items)
+                    set.UnionWith(items);
+                return set;
+            case "_codecs.encode" when args is [string text, "latin1" or "latin-1"]:
+                // Protocol 2 has no bytes opcodes: bytes are written as encode(str, "latin1").
+                return Encoding.Latin1.GetBytes(text);
+            case "builtins.bytes" or "builtins.bytearray" when args.Length == 0:
+                return Array.Empty<byte>();
+            case "copyreg._reconstructor" when args.Length > 0:
+                // Protocols 0 and 1 build plain objects as _reconstructor(cls, object, None).
+                return Call(args[0], [], null);
+            case "copyreg.__newobj__" when args.Length > 0:
+                return Call(args[0], args[1..], null);
+            case "copyreg.__newobj_ex__" when args is [var type, object?[] newArgs, PickleDict newKwargs]:
+                return Call(type, newArgs, newKwargs);
             case "collections.OrderedDict":
             case "builtins.dict":
             {
@@ -946,6 +967,37 @@ internal sealed class PickleMachine
         }
         return new PickleObject(global.Module, global.Name, args, kwargs);
     }
+
+    /// <summary>
+    /// Calls a placeholder. Protocol 2 writes <c>cls.__new__(cls, *args, **kwargs)</c> (classes with
+    /// <c>__getnewargs_ex__</c>, such as <c>torch.device</c>) as
+    /// <c>functools.partial(getattr(object, "__new__"), cls, *args, **kwargs)()</c>; that pattern is
+    /// resolved to the constructor call it stands for. Any other call gives a placeholder too.
+    /// </summary>
+    private object? CallPlaceholder(PickleObject callee, object?[] args, PickleDict? kwargs)
+    {
+        // A partial's BUILD state is (func, args, kwargs, __dict__).
+        if (callee.FullName == "functools.partial" && callee.State is object?[] { Length: >= 3 } partial && partial[1] is object?[] boundArgs)
+        {
+            var merged = new PickleDict();
+            foreach (var source in new[] { partial[2] as PickleDict, kwargs })
+                if (source is not null)
+                    foreach (var (key, value) in source)
+                        merged[key] = value;
+            return Call(partial[0], [.. boundArgs, .. args], merged.Count > 0 ? merged : null);
+        }
+        if (callee is { FullName: "builtins.getattr", Args: [PickleGlobal { FullName: "builtins.object" }, "__new__"] } && args.Length > 0)
+            return Call(args[0], args[1..], kwargs);
+        return new PickleObject(callee.Module, callee.Name + "(...)", args, kwargs);
+    }
+
+    /// <summary>Python 2 module names, which protocol 2 pickles use, mapped as CPython's unpickler maps them.</summary>
+    private static string Python3Module(string module) => module switch
+    {
+        "__builtin__" => "builtins",
+        "copy_reg" => "copyreg",
+        _ => module,
+    };
 
     /// <summary><c>_rebuild_tensor_v2(storage, storage_offset, size, stride, requires_grad, backward_hooks[, metadata])</c>.</summary>
     private PickledTensor RebuildTensor(object?[] args)
@@ -1122,7 +1174,8 @@ internal sealed class PickleMachine
     private object ReadLittleEndianInteger(int length)
     {
         var value = new BigInteger(ReadSpan((ulong)length), isUnsigned: false, isBigEndian: false);
-        return value >= long.MinValue && value <= long.MaxValue ? (long)value : value;
+        // Boxing each branch keeps the conditional from widening the long back to a BigInteger.
+        return value >= long.MinValue && value <= long.MaxValue ? (object)(long)value : value;
     }
 
     private object ParseIntLine(string line) => line switch

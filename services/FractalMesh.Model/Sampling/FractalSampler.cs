@@ -1,0 +1,101 @@
+using FractalMesh.Model.Modules;
+using static TorchSharp.torch;
+
+namespace FractalMesh.Model.Sampling;
+
+/// <summary>How to sample (the official defaults: temperature 1, filter 1e-4, linear guidance at level 0).</summary>
+public sealed record SamplingOptions
+{
+    /// <summary>Guidance scale; 1 turns guidance off.</summary>
+    public float Cfg { get; init; } = 1.0f;
+    /// <summary>Multiplies the logits (the reference's convention: higher is sharper).</summary>
+    public float Temperature { get; init; } = 1.0f;
+    /// <summary>Values whose conditional probability is below this cannot be promoted by guidance.</summary>
+    public float FilterThreshold { get; init; } = 1e-4f;
+    /// <summary>Level 0 guidance schedule: linear (official) or constant.</summary>
+    public bool LinearCfg { get; init; } = true;
+    /// <summary>Iterations per level (the last, AR, level ignores its entry: it takes one step per patch).</summary>
+    public required int[] NumIter { get; init; }
+}
+
+/// <summary>One image to generate: its class (or -1 for unconditional), its seed, and optionally known pixels.</summary>
+/// <param name="Label">Class index, or -1 to use the null embedding.</param>
+/// <param name="Seed">The image's own seed; image i of a request uses request seed + i.</param>
+/// <param name="KnownPixels">3×H×W bytes, planar; null when nothing is known.</param>
+/// <param name="KnownMask">H×W, true where the pixel is known.</param>
+public sealed record ImageRequest(int Label, long Seed, byte[]? KnownPixels = null, bool[]? KnownMask = null);
+
+/// <summary>
+/// The whole hierarchy in one process: level samplers chained by configuration down to the pixel head.
+/// Every image's randomness comes from its own seed, so generating it alone or inside any batch gives the same bytes.
+/// </summary>
+public sealed class FractalSampler
+{
+    readonly FractalModel model;
+    readonly LevelSampler top;
+
+    public FractalSampler(FractalModel model)
+    {
+        this.model = model;
+        top = Build(model);
+    }
+
+    public int ImageSize => model.Config.ImageSizes[0];
+
+    static LevelSampler Build(FractalModel level)
+    {
+        IPatchSampler next = level.Next is { } below ? Build(below) : new PixelHeadSampler(level.PixelHead, level.Config.Levels);
+        return level.Generator switch
+        {
+            MarGenerator mar => new MarLevelSampler(mar, level.Level, next,
+                mar.GuidingPixelHead is { } head ? new PixelHeadSampler(head, level.Level) : null),
+            ArGenerator ar => new ArLevelSampler(ar, level.Level, next),
+            _ => throw new NotSupportedException(level.Generator.GetType().Name),
+        };
+    }
+
+    /// <summary>Generates every image (R×3×H×W bytes, planar per image). <paramref name="onStep"/> sees each level-0 step.</summary>
+    public byte[] Generate(IReadOnlyList<ImageRequest> images, SamplingOptions options, Action<LevelStep>? onStep = null, CancellationToken cancel = default)
+    {
+        var config = model.Config;
+        if (options.NumIter.Length < config.Levels) throw new ArgumentException($"num_iter needs {config.Levels} entries, got {options.NumIter.Length}");
+        int size = ImageSize, rows = images.Count;
+        foreach (var img in images)
+        {
+            if (img.Label < -1 || img.Label >= config.ClassNum) throw new ArgumentOutOfRangeException(nameof(images), $"class {img.Label} is outside 0..{config.ClassNum - 1}");
+        }
+        var known = new byte[rows * 3 * size * size];
+        var mask = new bool[rows * size * size];
+        for (int r = 0; r < rows; r++)
+        {
+            if (images[r].KnownPixels is { } px) px.CopyTo(known, r * 3 * size * size);
+            if (images[r].KnownMask is { } m) m.CopyTo(mask, r * size * size);
+        }
+        bool guided = options.Cfg != 1.0f;
+        model.eval();
+        using var _ = no_grad();
+        using var scope = NewDisposeScope();
+        var device = model.parameters().First().device;
+        var labels = tensor(images.Select(i => (long)Math.Max(0, i.Label)).ToArray(), device: device);
+        var useNull = tensor(images.Select(i => i.Label < 0).ToArray(), device: device);
+        var cond = model.ClassConditions(labels, useNull);
+        var nullCond = model.NullConditions(rows);
+        using var request = new PatchRequest
+        {
+            Conds = Enumerable.Repeat(cond, 5).ToArray(),
+            NullConds = guided ? Enumerable.Repeat(nullCond, 5).ToArray() : null,
+            Size = size,
+            KnownPixels = known,
+            KnownMask = mask,
+            Cfg = Enumerable.Repeat(options.Cfg, rows).ToArray(),
+            Temperature = Enumerable.Repeat(options.Temperature, rows).ToArray(),
+            FilterThreshold = Enumerable.Repeat(options.FilterThreshold, rows).ToArray(),
+            NumIter = options.NumIter,
+            Streams = images.Select(i => RowStream.ForImage(i.Seed)).ToArray(),
+            LinearCfg = options.LinearCfg,
+        };
+        top.OnStep = onStep;
+        try { return top.Sample(request, cancel); }
+        finally { top.OnStep = null; }
+    }
+}

@@ -1,0 +1,102 @@
+using FractalMesh.Model.Modules;
+using static TorchSharp.torch;
+
+namespace FractalMesh.Model.Sampling;
+
+/// <summary>
+/// MAR sampling (paper §3.3): start with every unknown patch masked; each step keeps a cosine-scheduled number masked,
+/// predicts the rest by handing their conditions to the next level. Known patches start unmasked and stay out of the
+/// random order; partly known ones are generated with their known pixels passed down.
+/// </summary>
+public sealed class MarLevelSampler(MarGenerator generator, int level, IPatchSampler next, PixelHeadSampler? guidingPixel)
+    : LevelSampler(level, generator.SeqLen, generator.PatchSize, next)
+{
+    public override byte[] Sample(PatchRequest request, CancellationToken cancel = default)
+    {
+        using var _ = no_grad();
+        int rows = request.Rows, S = SeqLen;
+        var canvas = NewCanvas(request);
+        var device = request.Conds[0].device;
+
+        // Per row: the unknown patches in the row's own random order, and its schedule.
+        var orders = new int[rows][];
+        var plans = new IReadOnlyList<MarStep>[rows];
+        int iters = 0;
+        for (int r = 0; r < rows; r++)
+        {
+            var stream = request.Streams[r];
+            orders[r] = Enumerable.Range(0, S).Where(j => canvas.KnownInPatch(r, j) < PatchSize * PatchSize)
+                .OrderBy(j => stream.Uniform(Level, RowStream.Purpose.Order, j)).ThenBy(j => j).ToArray();
+            plans[r] = orders[r].Length == 0 ? [] : MarSchedule.Plan(orders[r].Length, request.NumIter[0]);
+            iters = Math.Max(iters, plans[r].Count);
+        }
+        if (iters == 0) return canvas.Bytes;
+
+        Tensor? guiding = guidingPixel is null ? null : SampleGuidingPixel(request);
+        try
+        {
+            var masked = new bool[rows * S];
+            foreach (var (r, order) in orders.Select((o, r) => (r, o)))
+                foreach (var j in order) masked[r * S + j] = true;
+            var done = new int[rows];
+            for (int t = 0; t < iters; t++)
+            {
+                cancel.ThrowIfCancellationRequested();
+                var pairs = new List<(int Row, int Patch)>();
+                var rowCfg = new float[rows];
+                for (int r = 0; r < rows; r++)
+                {
+                    rowCfg[r] = request.Cfg[r];
+                    if (t >= plans[r].Count) continue;
+                    var step = plans[r][t];
+                    foreach (var j in orders[r].Skip(done[r]).Take(step.Predicted).Order()) pairs.Add((r, j));
+                    done[r] += step.Predicted;
+                    if (request.LinearCfg) rowCfg[r] = (float)MarSchedule.LinearCfg(request.Cfg[r], orders[r].Length, step.MaskLenAfter);
+                }
+                pairs.Sort();
+                using (var scope = NewDisposeScope())
+                {
+                    var patches = canvas.Patches(device);
+                    var mask = tensor(masked, device: device).reshape(rows, S);
+                    var conds = BothHalves(request).Take(generator.NumConds).ToList();
+                    if (guiding is not null) conds.Add(request.Guided ? cat([guiding, guiding], 0) : guiding);
+                    var outputs = request.Guided
+                        ? generator.Predict(cat([patches, patches], 0), cat([mask, mask], 0), conds)
+                        : generator.Predict(patches, mask, conds);
+                    SampleChildren(request, canvas, pairs, outputs, rowCfg, cancel);
+                }
+                foreach (var (r, j) in pairs) masked[r * S + j] = false;
+                OnStep?.Invoke(new LevelStep(t, iters, (byte[])canvas.Bytes.Clone(), (bool[])canvas.Done.Clone()));
+            }
+            return canvas.Bytes;
+        }
+        finally
+        {
+            guiding?.Dispose();
+        }
+    }
+
+    /// <summary>The mean colour of each row's patch, sampled first by the level's guiding-pixel head, normalized (R,3).</summary>
+    Tensor SampleGuidingPixel(PatchRequest request)
+    {
+        using var scope = NewDisposeScope();
+        int rows = request.Rows;
+        // Not disposed here: it borrows the caller's conditions.
+        var child = new PatchRequest
+        {
+            Conds = request.Conds,
+            NullConds = request.NullConds,
+            Size = 1,
+            KnownPixels = new byte[rows * 3],
+            KnownMask = new bool[rows],
+            Cfg = request.Cfg,
+            Temperature = request.Temperature,
+            FilterThreshold = request.FilterThreshold,
+            NumIter = request.NumIter,
+            Streams = request.Streams.Select(s => s.Child(Level, SeqLen)).ToArray(),
+        };
+        var bytes = guidingPixel!.Sample(child);
+        var u8 = tensor(bytes, device: request.Conds[0].device).reshape(rows, 3, 1, 1);
+        return Pixels.Normalize(u8).reshape(rows, 3).MoveToOuterDisposeScope();
+    }
+}

@@ -1,0 +1,50 @@
+using static TorchSharp.torch;
+
+namespace FractalMesh.Model.Sampling;
+
+/// <summary>
+/// The contract every level implements (DESIGN.md §2): <c>R</c> rows, each with its conditions, the known pixels of its
+/// patch (bytes and a mask, possibly empty) and its sampling parameters; the answer is every row's completed patch as bytes.
+/// Guidance pairs travel together: row <c>r</c>'s null-conditioned partner is row <c>r</c> of <see cref="NullConds"/>.
+/// </summary>
+public sealed class PatchRequest : IDisposable
+{
+    /// <summary>Conditions from the level above, each (R, C); level 0 gets its class embedding repeated.</summary>
+    public required Tensor[] Conds { get; init; }
+    /// <summary>The null-conditioned partner rows' conditions, each (R, C); null when no row uses guidance.</summary>
+    public Tensor[]? NullConds { get; init; }
+    /// <summary>Side of the patch in pixels.</summary>
+    public required int Size { get; init; }
+    /// <summary>R × 3 × Size × Size bytes, planar per row; meaningful where <see cref="KnownMask"/> is set.</summary>
+    public required byte[] KnownPixels { get; init; }
+    /// <summary>R × Size × Size, true where the pixel is known and must come back unchanged.</summary>
+    public required bool[] KnownMask { get; init; }
+    /// <summary>Per-row guidance scale (1 = none), temperature (multiplies logits) and low-probability filter threshold.</summary>
+    public required float[] Cfg { get; init; }
+    public required float[] Temperature { get; init; }
+    public required float[] FilterThreshold { get; init; }
+    /// <summary>Iterations of this level and every level below (the remaining part of the request's list).</summary>
+    public required int[] NumIter { get; init; }
+    /// <summary>Per-row random streams.</summary>
+    public required RowStream[] Streams { get; init; }
+    /// <summary>Level 0 only: whether guidance follows the linear schedule (else constant).</summary>
+    public bool LinearCfg { get; init; }
+
+    public int Rows => Streams.Length;
+    public bool Guided => NullConds is not null;
+
+    public void Dispose()
+    {
+        foreach (var t in Conds) t.Dispose();
+        if (NullConds is not null) foreach (var t in NullConds) t.Dispose();
+    }
+}
+
+/// <summary>A sampler of one level (or the pixel head): completes every row's patch.</summary>
+public interface IPatchSampler
+{
+    /// <summary>Side of the patches this sampler completes.</summary>
+    int PatchSize { get; }
+    /// <summary>Returns R × 3 × Size × Size bytes. Known pixels come back unchanged.</summary>
+    byte[] Sample(PatchRequest request, CancellationToken cancel = default);
+}

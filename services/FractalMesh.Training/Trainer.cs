@@ -1,0 +1,219 @@
+using System.Diagnostics;
+using System.Globalization;
+using System.Text.Json;
+using FractalMesh.Data;
+using FractalMesh.Model;
+using FractalMesh.Model.Checkpoints;
+using FractalMesh.Model.Config;
+using FractalMesh.Model.Modules;
+using TorchSharp;
+using TorchSharp.Modules;
+using static TorchSharp.torch;
+
+namespace FractalMesh.Training;
+
+/// <summary>Progress of one optimizer step, for the progress bar and the log.</summary>
+public readonly record struct StepReport(int Step, int TotalSteps, double Loss, double LearningRate, double ImagesPerSecond);
+
+/// <summary>
+/// Trains a fractal model the way the official code does (AdamW β=(0.9, 0.95), weight decay 0.05 on weights only,
+/// linear warm-up then cosine learning rate, gradient clipping at 3.0, label drop 0.1, random horizontal flips, red weight 5),
+/// checkpointing model, optimizer and random state so that a killed run resumes into the same weights.
+/// </summary>
+public sealed class Trainer : IDisposable
+{
+    public const string CheckpointFile = "checkpoint.safetensors";
+    const string OptimizerFile = "optimizer.bin";
+    const string StateFile = "state.json";
+    const string RngFile = "rng.bin";
+
+    readonly TrainerOptions options;
+    readonly ImageDataset data;
+    readonly FractalModel model;
+    readonly AdamW optimizer;
+    readonly List<ParamGroup> groups;
+
+    /// <summary>Steps completed so far (restored on resume).</summary>
+    public int Step { get; private set; }
+    public FractalModel Model => model;
+
+    public Trainer(TrainerOptions options)
+    {
+        this.options = options;
+        if (options.Threads > 0) set_num_threads(options.Threads);
+        data = ImageDataset.Load(options.TrainSplit);
+        bool resume = File.Exists(Path.Combine(options.OutputDir, StateFile));
+        if (resume)
+        {
+            model = ModelCheckpoint.Load(Path.Combine(options.OutputDir, CheckpointFile));
+        }
+        else
+        {
+            manual_seed(options.Seed);
+            var config = Presets.Get(options.Preset);
+            if (options.Dropout is double d) config = config with { AttnDropout = d, ProjDropout = d };
+            model = new FractalModel(config);
+        }
+        if (model.Config.ImageSizes[0] != data.Height || data.Height != data.Width)
+            throw new InvalidDataException($"{options.TrainSplit} holds {data.Width}×{data.Height} images but the model makes {model.Config.ImageSizes[0]}×{model.Config.ImageSizes[0]}");
+        if (data.Labels.Length > 0 && data.Labels.Max() >= model.Config.ClassNum)
+            throw new InvalidDataException($"{options.TrainSplit} has label {data.Labels.Max()} but the model knows {model.Config.ClassNum} classes");
+
+        // Weight decay on weights only, as the official add_weight_decay: no decay for biases and 1-D (norm) parameters.
+        var named = model.named_parameters().ToList();
+        var decay = named.Where(p => p.parameter.dim() > 1 && !p.name.EndsWith(".bias", StringComparison.Ordinal)).Select(p => p.parameter).ToList();
+        var noDecay = named.Where(p => !(p.parameter.dim() > 1 && !p.name.EndsWith(".bias", StringComparison.Ordinal))).Select(p => p.parameter).ToList();
+        groups =
+        [
+            new AdamW.ParamGroup(decay, options.LearningRate, 0.9, 0.95, 1e-8, options.WeightDecay, false, false),
+            new AdamW.ParamGroup(noDecay, options.LearningRate, 0.9, 0.95, 1e-8, 0.0, false, false),
+        ];
+        optimizer = optim.AdamW(groups.Cast<AdamW.ParamGroup>(), options.LearningRate, 0.9, 0.95, 1e-8, options.WeightDecay);
+        if (resume) RestoreState();
+    }
+
+    /// <summary>Learning rate at <paramref name="step"/>: linear warm-up, then half-cosine to the minimum.</summary>
+    public double LearningRateAt(int step)
+    {
+        if (step < options.WarmupSteps) return options.LearningRate * (step + 1) / options.WarmupSteps;
+        double progress = (double)(step - options.WarmupSteps) / Math.Max(1, options.TotalSteps - options.WarmupSteps);
+        progress = Math.Min(1, progress);
+        return options.MinLearningRate + (options.LearningRate - options.MinLearningRate) * 0.5 * (1 + Math.Cos(Math.PI * progress));
+    }
+
+    /// <summary>
+    /// Runs until <see cref="TrainerOptions.TotalSteps"/>, <see cref="TrainerOptions.MaxStepsThisRun"/> or cancellation,
+    /// checkpointing every few minutes and at the end. <paramref name="onCheckpoint"/> runs after each checkpoint (sample sheets).
+    /// </summary>
+    public void Run(CancellationToken cancel, Action<StepReport>? onStep = null, Action<int>? onCheckpoint = null)
+    {
+        Directory.CreateDirectory(options.OutputDir);
+        string logPath = Path.Combine(options.OutputDir, "log.csv");
+        if (!File.Exists(logPath)) File.WriteAllText(logPath, "step,loss,lr,images_per_s,wall_s\n");
+        var sinceCheckpoint = Stopwatch.StartNew();
+        var wall = Stopwatch.StartNew();
+        int stopAt = Math.Min(options.TotalSteps, Step + (options.MaxStepsThisRun ?? int.MaxValue));
+        model.train();
+        while (Step < stopAt && !cancel.IsCancellationRequested)
+        {
+            var timer = Stopwatch.StartNew();
+            double lr = LearningRateAt(Step);
+            double loss = TrainStep(Step, lr);
+            double ips = options.BatchSize / timer.Elapsed.TotalSeconds;
+            Step++;
+            File.AppendAllText(logPath, string.Create(CultureInfo.InvariantCulture, $"{Step},{loss:F5},{lr:E3},{ips:F2},{wall.Elapsed.TotalSeconds:F1}\n"));
+            onStep?.Invoke(new StepReport(Step, options.TotalSteps, loss, lr, ips));
+            if (sinceCheckpoint.Elapsed.TotalMinutes >= options.CheckpointMinutes)
+            {
+                SaveState();
+                onCheckpoint?.Invoke(Step);
+                sinceCheckpoint.Restart();
+            }
+        }
+        SaveState();
+        onCheckpoint?.Invoke(Step);
+    }
+
+    /// <summary>One optimizer step on the batch that <paramref name="step"/> selects; returns the loss.</summary>
+    double TrainStep(int step, double lr)
+    {
+        using var scope = NewDisposeScope();
+        var (images, labels) = Batch(step);
+        foreach (var g in optimizer.ParamGroups) g.LearningRate = lr;
+        optimizer.zero_grad();
+        var loss = model.Loss(images, labels);
+        loss.backward();
+        nn.utils.clip_grad_norm_(model.parameters(), options.GradClip);
+        optimizer.step();
+        double value = loss.item<float>();
+        if (!double.IsFinite(value)) throw new InvalidOperationException($"loss is {value} at step {step}; stopping");
+        return value;
+    }
+
+    /// <summary>
+    /// The batch of <paramref name="step"/>: a permutation of the training set per epoch and a flip per image, both derived
+    /// from (seed, step) alone, so a resumed run sees exactly the images an uninterrupted one would.
+    /// </summary>
+    (Tensor Images, Tensor Labels) Batch(int step)
+    {
+        int n = data.Count, b = options.BatchSize;
+        long first = (long)step * b;
+        var bytes = new byte[b * data.ImageByteCount];
+        var labels = new long[b];
+        int side = data.Width;
+        int epochCached = -1;
+        int[] order = [];
+        for (int i = 0; i < b; i++)
+        {
+            long k = first + i;
+            int epoch = (int)(k / n);
+            if (epoch != epochCached)
+            {
+                order = Enumerable.Range(0, n).ToArray();
+                new Random(StableSeed(options.Seed, epoch, 0x5eed)).Shuffle(order);
+                epochCached = epoch;
+            }
+            int index = order[(int)(k % n)];
+            bool flip = (StableSeed(options.Seed, k, 0xf11b) & 1) == 1;
+            var src = data.GetImage(index);
+            var dst = bytes.AsSpan(i * data.ImageByteCount, data.ImageByteCount);
+            if (!flip) src.CopyTo(dst);
+            else
+            {
+                for (int row = 0; row < src.Length / side; row++)
+                    for (int col = 0; col < side; col++)
+                        dst[row * side + col] = src[row * side + side - 1 - col];
+            }
+            labels[i] = data.Labels[index];
+        }
+        var u8 = tensor(bytes, dtype: ScalarType.Byte).reshape(b, 3, data.Height, data.Width);
+        return (Pixels.Normalize(u8), tensor(labels));
+    }
+
+    /// <summary>SplitMix64 of the inputs: unlike HashCode.Combine, the same in every process.</summary>
+    static int StableSeed(long seed, long a, long b)
+    {
+        ulong z = (ulong)seed * 0x9E3779B97F4A7C15UL ^ (ulong)a * 0xBF58476D1CE4E5B9UL ^ (ulong)b * 0x94D049BB133111EBUL;
+        z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9UL;
+        z = (z ^ (z >> 27)) * 0x94D049BB133111EBUL;
+        return (int)((z ^ (z >> 31)) & 0x7FFFFFFF);
+    }
+
+    void SaveState()
+    {
+        // Write into a fresh folder and swap it in, so a kill during saving leaves the previous checkpoint intact.
+        string dir = options.OutputDir, tmp = Path.Combine(dir, ".saving");
+        if (Directory.Exists(tmp)) Directory.Delete(tmp, true);
+        Directory.CreateDirectory(tmp);
+        ModelCheckpoint.Save(model, Path.Combine(tmp, CheckpointFile), extraMetadata: new Dictionary<string, string> { ["step"] = Step.ToString(CultureInfo.InvariantCulture) });
+        optimizer.save_state_dict(Path.Combine(tmp, OptimizerFile));
+        using (var rng = get_rng_state()) File.WriteAllBytes(Path.Combine(tmp, RngFile), rng.data<byte>().ToArray());
+        File.WriteAllText(Path.Combine(tmp, StateFile), JsonSerializer.Serialize(new SavedState(Step, options.Seed, options.BatchSize, options.TotalSteps)));
+        foreach (var f in new[] { CheckpointFile, OptimizerFile, RngFile, StateFile })
+        {
+            File.Move(Path.Combine(tmp, f), Path.Combine(dir, f), overwrite: true);
+        }
+        Directory.Delete(tmp, true);
+    }
+
+    void RestoreState()
+    {
+        var state = JsonSerializer.Deserialize<SavedState>(File.ReadAllText(Path.Combine(options.OutputDir, StateFile)))
+            ?? throw new InvalidDataException($"{options.OutputDir}/{StateFile} is empty");
+        if (state.Seed != options.Seed || state.BatchSize != options.BatchSize)
+            throw new InvalidOperationException($"{options.OutputDir} was started with seed {state.Seed} and batch {state.BatchSize}; resume with the same values");
+        Step = state.Step;
+        optimizer.load_state_dict(Path.Combine(options.OutputDir, OptimizerFile));
+        var rng = File.ReadAllBytes(Path.Combine(options.OutputDir, RngFile));
+        using var t = tensor(rng, dtype: ScalarType.Byte);
+        set_rng_state(t);
+    }
+
+    sealed record SavedState(int Step, long Seed, int BatchSize, int TotalSteps);
+
+    public void Dispose()
+    {
+        optimizer.Dispose();
+        model.Dispose();
+    }
+}

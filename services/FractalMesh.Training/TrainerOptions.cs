@@ -1,0 +1,33 @@
+namespace FractalMesh.Training;
+
+/// <summary>The official training recipe (main_fractalgen.py) with values sized for a CPU run.</summary>
+public sealed record TrainerOptions
+{
+    /// <summary>The train split file written by <c>fractalmesh data</c>.</summary>
+    public required string TrainSplit { get; init; }
+    /// <summary>Run folder: checkpoint, optimizer state, log.csv, sample sheets.</summary>
+    public required string OutputDir { get; init; }
+    /// <summary>Preset used when the run starts fresh.</summary>
+    public string Preset { get; init; } = "fractalmar_tiny_in32";
+    public int BatchSize { get; init; } = 32;
+    /// <summary>Total optimizer steps of the run (the cosine schedule ends here).</summary>
+    public int TotalSteps { get; init; } = 20_000;
+    /// <summary>Linear warm-up steps before the cosine decay.</summary>
+    public int WarmupSteps { get; init; } = 500;
+    /// <summary>Peak learning rate. The official base rate is 5e-5 per 256 images at batch 1024+; small CPU models train faster higher.</summary>
+    public double LearningRate { get; init; } = 1e-3;
+    public double MinLearningRate { get; init; } = 1e-5;
+    /// <summary>AdamW weight decay on weights (not biases or norms), as the official recipe.</summary>
+    public double WeightDecay { get; init; } = 0.05;
+    /// <summary>Gradient clipping by global norm (official 3.0).</summary>
+    public double GradClip { get; init; } = 3.0;
+    public long Seed { get; init; } = 0;
+    /// <summary>Wall-clock minutes between checkpoints.</summary>
+    public double CheckpointMinutes { get; init; } = 5;
+    /// <summary>Stop after this many steps in this invocation (resume continues); null = until <see cref="TotalSteps"/>.</summary>
+    public int? MaxStepsThisRun { get; init; }
+    /// <summary>Dropout overrides; null keeps the preset's (official 0.1).</summary>
+    public double? Dropout { get; init; }
+    /// <summary>Intra-op threads; 0 leaves libtorch's default.</summary>
+    public int Threads { get; init; }
+}
