@@ -1,0 +1,86 @@
+using FractalMesh.Model.Config;
+using FractalMesh.Model.Modules;
+using FractalMesh.Model.Sampling;
+using TorchSharp;
+using Xunit;
+using static TorchSharp.torch;
+
+namespace FractalMesh.Model.Tests;
+
+[Collection("TorchStatistics")]
+public class FractalSamplerUnitTests
+{
+    static readonly FractalConfig Mar = new()
+    {
+        ImageSizes = [16, 4, 1], Widths = [48, 32, 16], Blocks = [2, 1, 1], Heads = [4, 2, 2],
+        Generators = [GeneratorKind.Mar, GeneratorKind.Mar], NumConds = 5, ClassNum = 10,
+    };
+    static readonly FractalConfig Ar = Mar with { Generators = [GeneratorKind.Ar, GeneratorKind.Ar], NumConds = 1 };
+    static readonly FractalConfig Guiding = new()
+    {
+        ImageSizes = [16, 8, 2, 1], Widths = [48, 32, 16, 16], Blocks = [1, 1, 1, 1], Heads = [4, 2, 2, 2],
+        Generators = [GeneratorKind.Mar, GeneratorKind.Mar, GeneratorKind.Mar], NumConds = 5, GuidingPixel = true, ClassNum = 10,
+    };
+
+    public static TheoryData<string> Kinds => new() { "mar", "ar", "guiding" };
+
+    static FractalModel Model(string kind)
+    {
+        manual_seed(7);
+        var model = new FractalModel(kind switch { "mar" => Mar, "ar" => Ar, _ => Guiding });
+        model.eval();
+        return model;
+    }
+
+    static SamplingOptions Options(string kind, float cfg = 3f) => new() { Cfg = cfg, NumIter = kind == "guiding" ? [4, 2, 1] : [4, 4] };
+
+    static byte[] Image(byte[] all, int index, int size) => all.AsSpan(index * 3 * size * size, 3 * size * size).ToArray();
+
+    [Theory]
+    [MemberData(nameof(Kinds))]
+    public void AnImageIsTheSameAloneInABatchOfFourAndInABatchOfSixteen(string kind)
+    {
+        using var model = Model(kind);
+        var sampler = new FractalSampler(model);
+        var options = Options(kind);
+        var alone = sampler.Generate([new ImageRequest(3, 1000)], options);
+        var four = sampler.Generate(Enumerable.Range(0, 4).Select(i => new ImageRequest(i == 2 ? 3 : i, i == 2 ? 1000 : 50 + i)).ToList(), options);
+        var sixteen = sampler.Generate(Enumerable.Range(0, 16).Select(i => new ImageRequest(i == 11 ? 3 : i % 10, i == 11 ? 1000 : 70 + i)).ToList(), options);
+        Assert.Equal(alone, Image(four, 2, 16));
+        Assert.Equal(alone, Image(sixteen, 11, 16));
+        Assert.NotEqual(alone, Image(four, 1, 16));
+    }
+
+    [Theory]
+    [MemberData(nameof(Kinds))]
+    public void KnownPixelsComeBackUnchanged(string kind)
+    {
+        using var model = Model(kind);
+        var sampler = new FractalSampler(model);
+        var rng = new Random(5);
+        var pixels = new byte[3 * 16 * 16];
+        rng.NextBytes(pixels);
+        var mask = new bool[16 * 16];
+        for (int i = 0; i < mask.Length; i++) mask[i] = (i / 16) < 9 || (i % 16) == 3;   // top rows and a column: whole and partial patches
+        var result = sampler.Generate([new ImageRequest(2, 9, pixels, mask)], Options(kind));
+        int changed = 0;
+        for (int c = 0; c < 3; c++)
+            for (int i = 0; i < mask.Length; i++)
+            {
+                if (mask[i]) Assert.Equal(pixels[c * 256 + i], result[c * 256 + i]);
+                else if (pixels[c * 256 + i] != result[c * 256 + i]) changed++;
+            }
+        Assert.True(changed > 0);
+    }
+
+    [Fact]
+    public void SamplingLeavesNoLiveTensorAfterFiftyCalls()
+    {
+        using var model = Model("mar");
+        var sampler = new FractalSampler(model);
+        sampler.Generate([new ImageRequest(1, 1)], Options("mar"));   // warm-up: caches that live with the model
+        DisposeScopeManager.Statistics.Reset();
+        for (int i = 0; i < 50; i++) sampler.Generate([new ImageRequest(i % 10, i)], Options("mar", cfg: i % 2 == 0 ? 1f : 2f) with { NumIter = [2, 2] });
+        Assert.Equal(0, DisposeScopeManager.Statistics.ThreadTotalLiveCount);
+    }
+}
