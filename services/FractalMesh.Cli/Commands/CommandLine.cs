@@ -33,6 +33,7 @@ public static class CommandLine
                 "presets" => ModelCommands.ListPresets(),
                 "data" => await DataCommand.RunAsync(args[1..]),
                 "train" => TrainCommand.Run(new Options(args[1..])),
+                "generate" or "inpaint" or "outpaint" => GenerateCommand.Run(args[0], new Options(args[1..])),
                 _ => throw new UsageException($"unknown command '{args[0]}' (try --help)"),
             };
         }

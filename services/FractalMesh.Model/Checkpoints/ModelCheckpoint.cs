@@ -124,6 +124,20 @@ public static class ModelCheckpoint
         return Load(path, device);
     }
 
+    /// <summary>Metadata key of the class names (a JSON array in label order), where the training data named them.</summary>
+    public const string ClassNamesKey = "class_names";
+
+    /// <summary>The class names stored with a FractalMesh checkpoint, or an empty list.</summary>
+    public static IReadOnlyList<string> ReadClassNames(string path)
+    {
+        if (!File.Exists(path) || Directory.Exists(path) || !path.EndsWith(".safetensors", StringComparison.OrdinalIgnoreCase)) return [];
+        var (tensors, metadata) = SafeTensors.Read(path);
+        foreach (var kv in tensors) kv.Value.Dispose();
+        return metadata.TryGetValue(ClassNamesKey, out var json)
+            ? System.Text.Json.JsonSerializer.Deserialize<string[]>(json) ?? []
+            : [];
+    }
+
     static (List<KeyValuePair<string, Tensor>> Tensors, Dictionary<string, string> Metadata) ReadOwn(string path)
     {
         var (tensors, metadata) = SafeTensors.Read(path);
