@@ -13,8 +13,19 @@ public static class CommandLine
                                                 expected.safetensors) and compare every tensor
           convert OFFICIAL.pth --preset NAME --out FILE.safetensors [--half]
                                                 convert an official checkpoint to FractalMesh's format
+          export RUN_DIR --out FILE [--half] [--classes-from MANIFEST]
+                                                write a trained checkpoint for shipping
           presets                               list the presets and their parameter counts
           data emoji [--out DIR] [--size 32|64] build the emoji dataset from npm
+          train [--data FILE] [--out DIR] [--preset NAME] [--steps N] [--batch N] [--lr X] [--max-steps N]
+                                                train with the official recipe; resumes from DIR; Ctrl-C saves
+          eval-nll [--model FILE] [--data FILE] [--passes N]
+                                                test-split bits/dim beside PNG and lossless WebP
+          generate [--model FILE] [--class LIST] [--count N] [--seed S] [--cfg X] [--schedule linear|constant]
+                   [--temperature X] [--filter X] [--iters A,B] [--out DIR] [--device cpu|cuda]
+                                                generate images (one PNG per seed, plus a grid)
+          inpaint --image PNG --mask PNG --class C [same options]   white in the mask means generate
+          outpaint --image PNG [--at X,Y] --class C [same options]  place a smaller image on the canvas
         """;
 
     public static async Task<int> RunAsync(string[] args)
@@ -30,9 +41,11 @@ public static class CommandLine
             {
                 "verify-reference" => ModelCommands.VerifyReference(new Options(args[1..])),
                 "convert" => ModelCommands.Convert(new Options(args[1..])),
+                "export" => ModelCommands.Export(new Options(args[1..])),
                 "presets" => ModelCommands.ListPresets(),
                 "data" => await DataCommand.RunAsync(args[1..]),
                 "train" => TrainCommand.Run(new Options(args[1..])),
+                "eval-nll" => EvalNllCommand.Run(new Options(args[1..])),
                 "generate" or "inpaint" or "outpaint" => GenerateCommand.Run(args[0], new Options(args[1..])),
                 _ => throw new UsageException($"unknown command '{args[0]}' (try --help)"),
             };

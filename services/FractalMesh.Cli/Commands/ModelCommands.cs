@@ -58,6 +58,30 @@ public static class ModelCommands
         return 0;
     }
 
+    /// <summary>Writes a trained checkpoint for shipping: optionally half precision, with the dataset's class names.</summary>
+    public static int Export(Options o)
+    {
+        string input = o.Positional(0, "CHECKPOINT");
+        string output = o.Require("out");
+        bool half = o.Flag("half");
+        string? manifest = o.Get("classes-from");
+        o.EnsureAllUsed();
+        if (Directory.Exists(input)) input = Path.Combine(input, "checkpoint.safetensors");
+        if (!File.Exists(input)) throw new UsageException($"CHECKPOINT: {input} not found");
+        var metadata = new Dictionary<string, string>();
+        if (manifest is not null)
+        {
+            if (!File.Exists(manifest)) throw new UsageException($"--classes-from: {manifest} not found");
+            using var doc = System.Text.Json.JsonDocument.Parse(File.ReadAllText(manifest));
+            if (!doc.RootElement.TryGetProperty("classNames", out var names)) throw new UsageException($"--classes-from: {manifest} has no classNames");
+            metadata[ModelCheckpoint.ClassNamesKey] = names.GetRawText();
+        }
+        using var model = ModelCheckpoint.Load(input);
+        ModelCheckpoint.Save(model, output, half, metadata);
+        Console.WriteLine($"wrote {output} ({new FileInfo(output).Length / 1e6:F1} MB{(half ? ", half precision" : "")})");
+        return 0;
+    }
+
     public static int ListPresets()
     {
         foreach (var (name, config) in Presets.All)
