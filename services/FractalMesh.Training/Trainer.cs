@@ -50,7 +50,7 @@ public sealed class Trainer : IDisposable
         else
         {
             manual_seed(options.Seed);
-            var config = Presets.Get(options.Preset);
+            var config = options.Config ?? Presets.Get(options.Preset);
             if (options.Dropout is double d) config = config with { AttnDropout = d, ProjDropout = d };
             model = new FractalModel(config);
         }
@@ -92,7 +92,7 @@ public sealed class Trainer : IDisposable
         if (!File.Exists(logPath)) File.WriteAllText(logPath, "step,loss,lr,images_per_s,wall_s\n");
         var sinceCheckpoint = Stopwatch.StartNew();
         var wall = Stopwatch.StartNew();
-        int stopAt = Math.Min(options.TotalSteps, Step + (options.MaxStepsThisRun ?? int.MaxValue));
+        int stopAt = options.MaxStepsThisRun is int max ? (int)Math.Min(options.TotalSteps, (long)Step + max) : options.TotalSteps;
         model.train();
         while (Step < stopAt && !cancel.IsCancellationRequested)
         {

@@ -7,6 +7,8 @@ public sealed record TrainerOptions
     public required string TrainSplit { get; init; }
     /// <summary>Run folder: checkpoint, optimizer state, log.csv, sample sheets.</summary>
     public required string OutputDir { get; init; }
+    /// <summary>Configuration used when the run starts fresh; overrides <see cref="Preset"/> when set.</summary>
+    public FractalMesh.Model.Config.FractalConfig? Config { get; init; }
     /// <summary>Preset used when the run starts fresh.</summary>
     public string Preset { get; init; } = "fractalmar_tiny_in32";
     public int BatchSize { get; init; } = 32;

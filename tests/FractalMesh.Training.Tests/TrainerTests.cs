@@ -1,0 +1,88 @@
+using FractalMesh.Data;
+using FractalMesh.Model;
+using FractalMesh.Model.Checkpoints;
+using Xunit;
+using static TorchSharp.torch;
+
+namespace FractalMesh.Training.Tests;
+
+public class TrainerTests
+{
+    static TrainerOptions Options(TrainingFixture f, string run, int total, int? maxThisRun = null) => new()
+    {
+        TrainSplit = f.TrainSplit, OutputDir = Path.Combine(f.Folder, run), Preset = "test", BatchSize = 8,
+        TotalSteps = total, WarmupSteps = 2, LearningRate = 3e-3, MaxStepsThisRun = maxThisRun, CheckpointMinutes = 1000,
+        Config = TrainingFixture.Config,
+    };
+
+    [Fact]
+    public void LossOfATinyBatchGoesDown()
+    {
+        using var f = new TrainingFixture();
+        using var trainer = new Trainer(Options(f, "down", 60) with { Dropout = 0 });
+        var losses = new List<double>();
+        trainer.Run(CancellationToken.None, r => losses.Add(r.Loss));
+        Assert.Equal(60, losses.Count);
+        Assert.True(losses.TakeLast(10).Average() < losses.Take(5).Average() - 1.0,
+            $"first {losses.Take(5).Average():F3}, last {losses.TakeLast(10).Average():F3}");
+    }
+
+    [Fact]
+    public void KilledAndResumedRunEndsWithTheSameWeightsAsAnUninterruptedOne()
+    {
+        using var f = new TrainingFixture();
+        using (var straight = new Trainer(Options(f, "straight", 12))) straight.Run(CancellationToken.None);
+        using (var first = new Trainer(Options(f, "resumed", 12, maxThisRun: 5))) first.Run(CancellationToken.None);
+        using (var second = new Trainer(Options(f, "resumed", 12)))
+        {
+            Assert.Equal(5, second.Step);
+            second.Run(CancellationToken.None);
+        }
+        using var a = ModelCheckpoint.Load(Path.Combine(f.Folder, "straight", Trainer.CheckpointFile));
+        using var b = ModelCheckpoint.Load(Path.Combine(f.Folder, "resumed", Trainer.CheckpointFile));
+        var sa = a.state_dict();
+        var sb = b.state_dict();
+        foreach (var key in sa.Keys)
+        {
+            using var eq = sa[key].eq(sb[key]).all();
+            Assert.True(eq.item<bool>(), key);
+        }
+        Assert.Equal(File.ReadAllLines(Path.Combine(f.Folder, "straight", "log.csv")).Length,
+            File.ReadAllLines(Path.Combine(f.Folder, "resumed", "log.csv")).Length);
+    }
+
+    [Fact]
+    public void MissingDatasetGetsAClearError()
+    {
+        using var f = new TrainingFixture();
+        var e = Assert.Throws<FileNotFoundException>(() => new Trainer(Options(f, "x", 1) with { TrainSplit = Path.Combine(f.Folder, "nope.fmds") }));
+        Assert.Contains("nope.fmds", e.Message);
+    }
+
+    [Fact]
+    public void CorruptCheckpointGetsAClearError()
+    {
+        using var f = new TrainingFixture();
+        string path = Path.Combine(f.Folder, "corrupt.safetensors");
+        File.WriteAllBytes(path, [1, 2, 3, 4, 5, 6, 7, 8, 9, 10]);
+        var e = Assert.Throws<InvalidDataException>(() => ModelCheckpoint.Load(path));
+        Assert.Contains("corrupt.safetensors", e.Message);
+    }
+
+    [Fact]
+    public void EvalNllOfABatchEqualsTheModelsOwnLossInBits()
+    {
+        using var f = new TrainingFixture(images: 8);
+        using var model = new FractalMesh.Model.Modules.FractalModel(TrainingFixture.Config);
+        var data = ImageDataset.Load(f.TrainSplit);
+        var report = LikelihoodEvaluator.Evaluate(model, data, passes: 1, batchSize: 8, limit: null, seed: 3);
+        manual_seed(3);
+        model.eval();
+        using var _ = no_grad();
+        using var images = Pixels.Normalize(tensor(data.Pixels, dtype: ScalarType.Byte).reshape(8, 3, 8, 8));
+        using var labels = tensor(data.Labels.Select(l => (long)l).ToArray());
+        using var loss = model.Loss(images, labels);
+        Assert.Equal(loss.item<float>() / Math.Log(2), report.Model.Mean, 6);
+        Assert.True(report.Png.Mean > 0 && report.WebpLossless.Mean > 0);
+    }
+}
