@@ -46,6 +46,7 @@ public static class CommandLine
                 "data" => await DataCommand.RunAsync(args[1..]),
                 "train" => TrainCommand.Run(new Options(args[1..])),
                 "eval-nll" => EvalNllCommand.Run(new Options(args[1..])),
+                "bench" => BenchCommand.Run(new Options(args[1..])),
                 "generate" or "inpaint" or "outpaint" => GenerateCommand.Run(args[0], new Options(args[1..])),
                 _ => throw new UsageException($"unknown command '{args[0]}' (try --help)"),
             };

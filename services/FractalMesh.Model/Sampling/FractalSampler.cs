@@ -34,17 +34,23 @@ public sealed class FractalSampler
     readonly FractalModel model;
     readonly LevelSampler top;
 
-    public FractalSampler(FractalModel model)
+    /// <param name="model">The model; sampling puts it in evaluation mode.</param>
+    /// <param name="decorate">Wraps the sampler of each level below 0 (level index given), e.g. to time it or to call it remotely.</param>
+    public FractalSampler(FractalModel model, Func<IPatchSampler, int, IPatchSampler>? decorate = null)
     {
         this.model = model;
+        this.decorate = decorate ?? ((sampler, _) => sampler);
         top = Build(model);
     }
 
+    readonly Func<IPatchSampler, int, IPatchSampler> decorate;
+
     public int ImageSize => model.Config.ImageSizes[0];
 
-    static LevelSampler Build(FractalModel level)
+    LevelSampler Build(FractalModel level)
     {
         IPatchSampler next = level.Next is { } below ? Build(below) : new PixelHeadSampler(level.PixelHead, level.Config.Levels);
+        next = decorate(next, level.Level + 1);
         return level.Generator switch
         {
             MarGenerator mar => new MarLevelSampler(mar, level.Level, next,

@@ -1,0 +1,105 @@
+using System.Diagnostics;
+using System.Globalization;
+using FractalMesh.Model;
+using FractalMesh.Model.Checkpoints;
+using FractalMesh.Model.Config;
+using FractalMesh.Model.Modules;
+using FractalMesh.Model.Sampling;
+using TorchSharp;
+using static TorchSharp.torch;
+
+namespace FractalMesh.Cli.Commands;
+
+/// <summary>
+/// <c>fractalmesh bench</c>: training step, likelihood pass and sampling throughput of a preset (random weights unless
+/// --model), printed as numbers; the same configuration as DESIGN.md §7 so they compare with the official code's.
+/// </summary>
+public static class BenchCommand
+{
+    public static int Run(Options o)
+    {
+        string preset = o.Get("preset") ?? "fractalmar_tiny_in32";
+        string? modelPath = o.Get("model");
+        string batches = o.Get("batches") ?? "1,8,32";
+        string iters = o.Get("iters") ?? "16,8";
+        float cfg = float.Parse(o.Get("cfg") ?? "3", CultureInfo.InvariantCulture);
+        int repeats = int.Parse(o.Get("repeats") ?? "3", CultureInfo.InvariantCulture);
+        bool skipSampling = o.Flag("no-sampling");
+        o.EnsureAllUsed();
+        using var model = modelPath is null ? new FractalModel(Presets.Get(preset)) : ModelCheckpoint.Open(modelPath, preset);
+        var config = model.Config;
+        int size = config.ImageSizes[0];
+        Console.WriteLine($"{(modelPath ?? preset)}: {model.parameters().Sum(p => p.numel()):N0} parameters, {get_num_threads()} threads");
+
+        // Training step and likelihood pass at batch 32.
+        {
+            var optimizer = optim.AdamW(model.parameters(), 1e-4, 0.9, 0.95, 1e-8, 0.05);
+            using var images = randint(0, 256, [32, 3, size, size], dtype: ScalarType.Byte);
+            using var x = Pixels.Normalize(images);
+            using var labels = randint(0, config.ClassNum, [32], dtype: ScalarType.Int64);
+            model.train();
+            var times = new List<double>();
+            for (int i = 0; i < repeats + 1; i++)
+            {
+                var sw = Stopwatch.StartNew();
+                using (var scope = NewDisposeScope())
+                {
+                    optimizer.zero_grad();
+                    var loss = model.Loss(x, labels);
+                    loss.backward();
+                    nn.utils.clip_grad_norm_(model.parameters(), 3.0);
+                    optimizer.step();
+                }
+                if (i > 0) times.Add(sw.Elapsed.TotalSeconds);
+            }
+            Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"training step, batch 32:    {times.Average():F3} s  ({32 / times.Average():F1} images/s)"));
+            model.eval();
+            times.Clear();
+            for (int i = 0; i < repeats + 1; i++)
+            {
+                var sw = Stopwatch.StartNew();
+                using (no_grad()) using (var loss = model.Loss(x, labels)) loss.item<float>();
+                if (i > 0) times.Add(sw.Elapsed.TotalSeconds);
+            }
+            Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"likelihood pass, batch 32:  {times.Average():F3} s  ({32 / times.Average():F1} images/s)"));
+            optimizer.Dispose();
+        }
+        if (skipSampling) return 0;
+
+        var numIter = iters.Split(',').Select(v => int.Parse(v, CultureInfo.InvariantCulture)).ToArray();
+        var timers = new Dictionary<int, TimedSampler>();
+        var sampler = new FractalSampler(model, (inner, level) => timers[level] = new TimedSampler(inner));
+        var options = new SamplingOptions { Cfg = cfg, NumIter = numIter };
+        Console.WriteLine($"sampling: iterations {iters}, cfg {cfg.ToString(CultureInfo.InvariantCulture)} (linear)");
+        foreach (var b in batches.Split(',').Select(v => int.Parse(v, CultureInfo.InvariantCulture)))
+        {
+            foreach (var t in timers.Values) t.Reset();
+            var requests = Enumerable.Range(0, b).Select(i => new ImageRequest(i % config.ClassNum, i)).ToList();
+            var sw = Stopwatch.StartNew();
+            sampler.Generate(requests, options);
+            double total = sw.Elapsed.TotalSeconds;
+            var inclusive = Enumerable.Range(1, config.Levels).Select(l => timers[l].Seconds).Append(0).ToArray();
+            var parts = new List<string> { $"level 0 {total - inclusive[0]:F2}s" };
+            for (int l = 1; l <= config.Levels; l++)
+                parts.Add($"{(l == config.Levels ? "pixel head" : $"level {l}")} {inclusive[l - 1] - inclusive[l]:F2}s");
+            Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"  batch {b,3}: {b / total:F3} images/s  ({total:F1} s; {string.Join(", ", parts)})"));
+        }
+        return 0;
+    }
+
+    /// <summary>Inclusive wall time spent in one level's sampler (and everything below it).</summary>
+    sealed class TimedSampler(IPatchSampler inner) : IPatchSampler
+    {
+        readonly Stopwatch watch = new();
+        public int PatchSize => inner.PatchSize;
+        public double Seconds => watch.Elapsed.TotalSeconds;
+        public void Reset() => watch.Reset();
+
+        public byte[] Sample(PatchRequest request, CancellationToken cancel = default)
+        {
+            watch.Start();
+            try { return inner.Sample(request, cancel); }
+            finally { watch.Stop(); }
+        }
+    }
+}
