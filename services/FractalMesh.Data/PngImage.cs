@@ -37,7 +37,10 @@ public static class PngImage
     /// <summary>Decodes a PNG (or any format Skia reads) to planar RGB over white; alpha is composited.</summary>
     public static (byte[] Planar, int Width, int Height) Decode(byte[] encoded, string what)
     {
-        using var decoded = SKBitmap.Decode(encoded) ?? throw new InvalidDataException($"{what} is not a readable image");
+        SKBitmap? bitmap;
+        try { bitmap = SKBitmap.Decode(encoded); }
+        catch (ArgumentException) { bitmap = null; } // Skia reports an unknown format as a null codec argument
+        using var decoded = bitmap ?? throw new InvalidDataException($"{what} is not a readable image");
         int w = decoded.Width, h = decoded.Height, plane = w * h;
         var planar = new byte[3 * plane];
         for (int y = 0; y < h; y++)

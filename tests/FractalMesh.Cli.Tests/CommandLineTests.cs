@@ -1,0 +1,136 @@
+using FractalMesh.Cli.Commands;
+using FractalMesh.Data;
+using FractalMesh.Model.Checkpoints;
+using FractalMesh.Model.Config;
+using Xunit;
+
+namespace FractalMesh.Cli.Tests;
+
+public sealed class CommandLineTests : IDisposable
+{
+    readonly string dir = Directory.CreateTempSubdirectory("fm-cli-").FullName;
+    static string Case(string name) => Path.Combine(AppContext.BaseDirectory, "reference", "parity", name);
+
+    public void Dispose() => Directory.Delete(dir, true);
+
+    static (int Code, string Out, string Err) Run(params string[] args)
+    {
+        var (oldOut, oldErr) = (Console.Out, Console.Error);
+        using var o = new StringWriter();
+        using var e = new StringWriter();
+        Console.SetOut(o);
+        Console.SetError(e);
+        try { return (CommandLine.RunAsync(args).GetAwaiter().GetResult(), o.ToString(), e.ToString()); }
+        finally { Console.SetOut(oldOut); Console.SetError(oldErr); }
+    }
+
+    string TinyModel()
+    {
+        string path = Path.Combine(dir, "tiny.safetensors");
+        if (!File.Exists(path))
+            ModelCheckpoint.ConvertOfficial(Path.Combine(Case("tiny_mar"), "checkpoint-last.pth"),
+                FractalConfig.FromJson(File.ReadAllText(Path.Combine(Case("tiny_mar"), "config.json"))), path);
+        return path;
+    }
+
+    [Theory]
+    [InlineData("tiny_ar")]
+    [InlineData("tiny_mar")]
+    public void VerifyReferencePassesOnShippedCases(string name)
+    {
+        var (code, output, _) = Run("verify-reference", Case(name));
+        Assert.Equal(0, code);
+        Assert.Contains("passed, 0 failed", output);
+        Assert.DoesNotContain("FAIL", output.Replace("0 failed", ""));
+    }
+
+    [Fact]
+    public void VerifyReferenceFailsWhenAnExpectedTensorIsOff()
+    {
+        string copy = Path.Combine(dir, "case");
+        Directory.CreateDirectory(copy);
+        foreach (var f in new[] { "config.json", "checkpoint-last.pth" }) File.Copy(Path.Combine(Case("tiny_mar"), f), Path.Combine(copy, f));
+        var (tensors, metadata) = SafeTensors.Read(Path.Combine(Case("tiny_mar"), "expected.safetensors"));
+        var changed = tensors.Select(kv => kv.Key == "level1.out.2" ? new KeyValuePair<string, TorchSharp.torch.Tensor>(kv.Key, kv.Value + 1e-3f) : kv).ToList();
+        SafeTensors.Write(Path.Combine(copy, "expected.safetensors"), changed, metadata);
+        var (code, output, _) = Run("verify-reference", copy);
+        Assert.Equal(1, code);
+        Assert.Matches(@"level1\.out\.2\s+\S+\s+\S+\s+\S+\s+FAIL", output);
+    }
+
+    [Fact]
+    public void GenerateWritesOnePngPerSeedAndAGrid()
+    {
+        var (code, output, err) = Run("generate", "--model", TinyModel(), "--class", "3,4", "--count", "2", "--seed", "10", "--cfg", "2", "--iters", "2,2", "--out", dir);
+        Assert.True(code == 0, err);
+        foreach (var seed in new[] { 10, 11, 12, 13 }) Assert.True(File.Exists(Path.Combine(dir, $"generate-seed{seed}.png")), output);
+        Assert.Contains("generate-grid.png", output);
+        var (pixels, w, h) = PngImage.Decode(File.ReadAllBytes(Path.Combine(dir, "generate-seed12.png")), "png");
+        Assert.Equal((16, 16), (w, h));
+        Assert.Equal(3 * 16 * 16, pixels.Length);
+    }
+
+    [Fact]
+    public void InpaintKeepsUnmaskedPixelsByteForByte()
+    {
+        var rng = new Random(1);
+        var image = new byte[3 * 16 * 16];
+        rng.NextBytes(image);
+        var mask = new byte[3 * 16 * 16];
+        for (int i = 0; i < 256; i++) if (i % 16 >= 8) mask[i] = mask[256 + i] = mask[512 + i] = 255; // right half: generate
+        File.WriteAllBytes(Path.Combine(dir, "in.png"), PngImage.Encode(image, 16, 16));
+        File.WriteAllBytes(Path.Combine(dir, "mask.png"), PngImage.Encode(mask, 16, 16));
+        var (code, _, err) = Run("inpaint", "--model", TinyModel(), "--image", Path.Combine(dir, "in.png"), "--mask", Path.Combine(dir, "mask.png"),
+            "--class", "1", "--iters", "2,2", "--out", dir, "--seed", "5");
+        Assert.True(code == 0, err);
+        var (result, _, _) = PngImage.Decode(File.ReadAllBytes(Path.Combine(dir, "inpaint-seed5.png")), "png");
+        int changed = 0;
+        for (int c = 0; c < 3; c++)
+            for (int i = 0; i < 256; i++)
+            {
+                if (i % 16 < 8) Assert.Equal(image[c * 256 + i], result[c * 256 + i]);
+                else if (image[c * 256 + i] != result[c * 256 + i]) changed++;
+            }
+        Assert.True(changed > 100);
+    }
+
+    [Theory]
+    [InlineData("--class", "12", "--class")]
+    [InlineData("--class", "dragons", "--class")]
+    [InlineData("--iters", "2,2,2", "--iters")]
+    [InlineData("--cfg", "abc", "--cfg")]
+    [InlineData("--temperature", "-1", "--temperature")]
+    [InlineData("--schedule", "cubic", "--schedule")]
+    [InlineData("--device", "tpu", "--device")]
+    [InlineData("--bogus", "1", "--bogus")]
+    public void BadGenerateArgumentsExitTwoNamingTheArgument(string option, string value, string named)
+    {
+        var (code, _, err) = Run("generate", "--model", TinyModel(), option, value, "--out", dir);
+        Assert.Equal(2, code);
+        Assert.Contains(named, err);
+        Assert.Single(err.Trim().Split('\n'));
+    }
+
+    [Fact]
+    public void InpaintMaskSizeMismatchAndUnreadablePngAreNamed()
+    {
+        File.WriteAllBytes(Path.Combine(dir, "in.png"), PngImage.Encode(new byte[3 * 16 * 16], 16, 16));
+        File.WriteAllBytes(Path.Combine(dir, "small.png"), PngImage.Encode(new byte[3 * 8 * 8], 8, 8));
+        File.WriteAllText(Path.Combine(dir, "bad.png"), "not a png");
+        var (code, _, err) = Run("inpaint", "--model", TinyModel(), "--image", Path.Combine(dir, "in.png"), "--mask", Path.Combine(dir, "small.png"), "--class", "1");
+        Assert.Equal(2, code);
+        Assert.Contains("--mask", err);
+        (code, _, err) = Run("inpaint", "--model", TinyModel(), "--image", Path.Combine(dir, "bad.png"), "--mask", Path.Combine(dir, "small.png"), "--class", "1");
+        Assert.Equal(2, code);
+        Assert.Contains("--image", err);
+    }
+
+    [Fact]
+    public void UnknownCommandAndMissingModelExitTwo()
+    {
+        Assert.Equal(2, Run("paint").Code);
+        var (code, _, err) = Run("generate", "--model", Path.Combine(dir, "none.safetensors"));
+        Assert.Equal(2, code);
+        Assert.Contains("--model", err);
+    }
+}
