@@ -41,7 +41,11 @@ public static class TrainCommand
                     Console.Write(string.Create(CultureInfo.InvariantCulture,
                         $"\r[{new string('#', filled)}{new string('.', width - filled)}] {report.Step}/{report.TotalSteps} loss {smoothed:F4} lr {report.LearningRate:E2} {report.ImagesPerSecond:F1} img/s   "));
                 },
-                step => Console.WriteLine($"\ncheckpoint at step {step}: {Path.Combine(options.OutputDir, Trainer.CheckpointFile)}"));
+                step =>
+                {
+                    Console.WriteLine($"\ncheckpoint at step {step}: {Path.Combine(options.OutputDir, Trainer.CheckpointFile)}");
+                    Console.WriteLine($"sample sheet: {SampleSheet.Write(trainer.Model, Path.Combine(options.OutputDir, $"samples-step{step}.png"), perClass: 4, seed: 0)}");
+                });
         }
         finally { Console.CancelKeyPress -= onCancel; }
         return 0;
