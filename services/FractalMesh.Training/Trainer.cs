@@ -32,6 +32,7 @@ public sealed class Trainer : IDisposable
     readonly FractalModel model;
     readonly AdamW optimizer;
     readonly List<ParamGroup> groups;
+    readonly string? stateDir;
 
     /// <summary>Steps completed so far (restored on resume).</summary>
     public int Step { get; private set; }
@@ -42,10 +43,11 @@ public sealed class Trainer : IDisposable
         this.options = options;
         if (options.Threads > 0) set_num_threads(options.Threads);
         data = ImageDataset.Load(options.TrainSplit);
-        bool resume = File.Exists(Path.Combine(options.OutputDir, StateFile));
+        stateDir = FindState(options.OutputDir);
+        bool resume = stateDir is not null;
         if (resume)
         {
-            model = ModelCheckpoint.Load(Path.Combine(options.OutputDir, CheckpointFile));
+            model = ModelCheckpoint.Load(Path.Combine(stateDir!, CheckpointFile));
         }
         else
         {
@@ -90,6 +92,12 @@ public sealed class Trainer : IDisposable
         Directory.CreateDirectory(options.OutputDir);
         string logPath = Path.Combine(options.OutputDir, "log.csv");
         if (!File.Exists(logPath)) File.WriteAllText(logPath, "step,loss,lr,images_per_s,wall_s\n");
+        else
+        {
+            // Steps logged after the checkpoint we resumed from are done again: drop their old lines.
+            var kept = File.ReadAllLines(logPath).Where((line, i) => i == 0 || int.Parse(line.Split(',')[0], CultureInfo.InvariantCulture) <= Step);
+            File.WriteAllLines(logPath, kept);
+        }
         var sinceCheckpoint = Stopwatch.StartNew();
         var wall = Stopwatch.StartNew();
         int stopAt = options.MaxStepsThisRun is int max ? (int)Math.Min(options.TotalSteps, (long)Step + max) : options.TotalSteps;
@@ -179,32 +187,47 @@ public sealed class Trainer : IDisposable
         return (int)((z ^ (z >> 31)) & 0x7FFFFFFF);
     }
 
+    /// <summary>Where a run folder's latest complete checkpoint lives (null for a fresh run).</summary>
+    public static string? FindState(string outputDir)
+    {
+        foreach (var dir in new[] { Path.Combine(outputDir, "state"), Path.Combine(outputDir, ".state-old"), outputDir })
+        {
+            if (File.Exists(Path.Combine(dir, StateFile))) return dir;
+        }
+        return null;
+    }
+
+    /// <summary>The model checkpoint of a run folder's latest state.</summary>
+    public static string CheckpointPath(string outputDir) =>
+        Path.Combine(FindState(outputDir) ?? throw new FileNotFoundException($"{outputDir} holds no training state"), CheckpointFile);
+
     void SaveState()
     {
-        // Write into a fresh folder and swap it in, so a kill during saving leaves the previous checkpoint intact.
-        string dir = options.OutputDir, tmp = Path.Combine(dir, ".saving");
+        // Everything goes into a fresh folder that replaces the previous one by two renames, so a kill at any moment
+        // leaves one complete state (FindState also looks at the folder being replaced).
+        string dir = options.OutputDir, tmp = Path.Combine(dir, ".saving"), current = Path.Combine(dir, "state"), old = Path.Combine(dir, ".state-old");
         if (Directory.Exists(tmp)) Directory.Delete(tmp, true);
         Directory.CreateDirectory(tmp);
         ModelCheckpoint.Save(model, Path.Combine(tmp, CheckpointFile), extraMetadata: new Dictionary<string, string> { ["step"] = Step.ToString(CultureInfo.InvariantCulture) });
         optimizer.save_state_dict(Path.Combine(tmp, OptimizerFile));
         using (var rng = get_rng_state()) File.WriteAllBytes(Path.Combine(tmp, RngFile), rng.data<byte>().ToArray());
         File.WriteAllText(Path.Combine(tmp, StateFile), JsonSerializer.Serialize(new SavedState(Step, options.Seed, options.BatchSize, options.TotalSteps)));
-        foreach (var f in new[] { CheckpointFile, OptimizerFile, RngFile, StateFile })
-        {
-            File.Move(Path.Combine(tmp, f), Path.Combine(dir, f), overwrite: true);
-        }
-        Directory.Delete(tmp, true);
+        if (Directory.Exists(old)) Directory.Delete(old, true);
+        if (Directory.Exists(current)) Directory.Move(current, old);
+        Directory.Move(tmp, current);
+        if (Directory.Exists(old)) Directory.Delete(old, true);
     }
 
     void RestoreState()
     {
-        var state = JsonSerializer.Deserialize<SavedState>(File.ReadAllText(Path.Combine(options.OutputDir, StateFile)))
-            ?? throw new InvalidDataException($"{options.OutputDir}/{StateFile} is empty");
+        string dir = stateDir!;
+        var state = JsonSerializer.Deserialize<SavedState>(File.ReadAllText(Path.Combine(dir, StateFile)))
+            ?? throw new InvalidDataException($"{dir}/{StateFile} is empty");
         if (state.Seed != options.Seed || state.BatchSize != options.BatchSize)
             throw new InvalidOperationException($"{options.OutputDir} was started with seed {state.Seed} and batch {state.BatchSize}; resume with the same values");
         Step = state.Step;
-        optimizer.load_state_dict(Path.Combine(options.OutputDir, OptimizerFile));
-        var rng = File.ReadAllBytes(Path.Combine(options.OutputDir, RngFile));
+        optimizer.load_state_dict(Path.Combine(dir, OptimizerFile));
+        var rng = File.ReadAllBytes(Path.Combine(dir, RngFile));
         using var t = tensor(rng, dtype: ScalarType.Byte);
         set_rng_state(t);
     }

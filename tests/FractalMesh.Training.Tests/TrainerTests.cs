@@ -38,8 +38,8 @@ public class TrainerTests
             Assert.Equal(5, second.Step);
             second.Run(CancellationToken.None);
         }
-        using var a = ModelCheckpoint.Load(Path.Combine(f.Folder, "straight", Trainer.CheckpointFile));
-        using var b = ModelCheckpoint.Load(Path.Combine(f.Folder, "resumed", Trainer.CheckpointFile));
+        using var a = ModelCheckpoint.Load(Trainer.CheckpointPath(Path.Combine(f.Folder, "straight")));
+        using var b = ModelCheckpoint.Load(Trainer.CheckpointPath(Path.Combine(f.Folder, "resumed")));
         var sa = a.state_dict();
         var sb = b.state_dict();
         foreach (var key in sa.Keys)

@@ -2,6 +2,7 @@ using FractalMesh.Model.Checkpoints;
 using FractalMesh.Model.Config;
 using FractalMesh.Model.Modules;
 using FractalMesh.Model.Reference;
+using FractalMesh.Training;
 using static TorchSharp.torch;
 
 namespace FractalMesh.Cli.Commands;
@@ -66,7 +67,7 @@ public static class ModelCommands
         bool half = o.Flag("half");
         string? manifest = o.Get("classes-from");
         o.EnsureAllUsed();
-        if (Directory.Exists(input)) input = Path.Combine(input, "checkpoint.safetensors");
+        if (Directory.Exists(input)) input = Trainer.FindState(input) is { } state ? Path.Combine(state, Trainer.CheckpointFile) : Path.Combine(input, Trainer.CheckpointFile);
         if (!File.Exists(input)) throw new UsageException($"CHECKPOINT: {input} not found");
         var metadata = new Dictionary<string, string>();
         if (manifest is not null)

@@ -22,7 +22,9 @@ public static class TrainCommand
             MaxStepsThisRun = o.Get("max-steps") is { } m ? Int(m, "max-steps", 1, int.MaxValue) : null,
             Dropout = o.Get("dropout") is { } d ? Double(d, "dropout") : null,
             Threads = Int(o, "threads", 0, 0, 256),
+            Config = o.Get("config") is { } c ? LoadConfig(c) : null,
         };
+        bool samples = !o.Flag("no-samples");
         o.EnsureAllUsed();
         if (!File.Exists(options.TrainSplit)) throw new UsageException($"--data: {options.TrainSplit} not found (run `fractalmesh data emoji` first)");
         using var cts = new CancellationTokenSource();
@@ -43,12 +45,19 @@ public static class TrainCommand
                 },
                 step =>
                 {
-                    Console.WriteLine($"\ncheckpoint at step {step}: {Path.Combine(options.OutputDir, Trainer.CheckpointFile)}");
-                    Console.WriteLine($"sample sheet: {SampleSheet.Write(trainer.Model, Path.Combine(options.OutputDir, $"samples-step{step}.png"), perClass: 4, seed: 0)}");
+                    Console.WriteLine($"\ncheckpoint at step {step}: {Trainer.CheckpointPath(options.OutputDir)}");
+                    if (samples) Console.WriteLine($"sample sheet: {SampleSheet.Write(trainer.Model, Path.Combine(options.OutputDir, $"samples-step{step}.png"), perClass: 4, seed: 0)}");
                 });
         }
         finally { Console.CancelKeyPress -= onCancel; }
         return 0;
+    }
+
+    static FractalMesh.Model.Config.FractalConfig LoadConfig(string path)
+    {
+        if (!File.Exists(path)) throw new UsageException($"--config: {path} not found");
+        try { return FractalMesh.Model.Config.FractalConfig.FromJson(File.ReadAllText(path)); }
+        catch (Exception e) when (e is ArgumentException or System.Text.Json.JsonException) { throw new UsageException($"--config: {e.Message}"); }
     }
 
     static int Int(Options o, string name, int fallback, int min, int max) => o.Get(name) is { } v ? Int(v, name, min, max) : fallback;

@@ -1,0 +1,71 @@
+using System.Diagnostics;
+using FractalMesh.Data;
+using FractalMesh.Model.Checkpoints;
+using FractalMesh.Training;
+using Xunit;
+
+namespace FractalMesh.Cli.Tests;
+
+/// <summary>A real `fractalmesh train` process killed mid-run resumes into the weights of an uninterrupted run.</summary>
+public sealed class TrainProcessTests : IDisposable
+{
+    readonly string dir = Directory.CreateTempSubdirectory("fm-kill-").FullName;
+
+    public void Dispose() => Directory.Delete(dir, true);
+
+    Process Start(string run)
+    {
+        var psi = new ProcessStartInfo("dotnet")
+        {
+            RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false,
+        };
+        foreach (var a in new[] { Path.Combine(AppContext.BaseDirectory, "fractalmesh.dll"), "train", "--data", Path.Combine(dir, "train.fmds"),
+                     "--config", Path.Combine(dir, "config.json"), "--out", Path.Combine(dir, run), "--steps", "40", "--warmup", "2",
+                     "--batch", "8", "--checkpoint-minutes", "0", "--no-samples", "--threads", "1" })
+            psi.ArgumentList.Add(a);
+        var p = Process.Start(psi)!;
+        p.OutputDataReceived += (_, _) => { };
+        p.ErrorDataReceived += (_, _) => { };
+        p.BeginOutputReadLine();
+        p.BeginErrorReadLine();
+        return p;
+    }
+
+    [Fact]
+    public void KilledTrainingResumesToTheSameWeights()
+    {
+        var pixels = new byte[16 * 3 * 64];
+        new Random(3).NextBytes(pixels);
+        FmdsFile.Write(Path.Combine(dir, "train.fmds"), 8, 8, Enumerable.Range(0, 16).Select(i => i % 2).ToArray(), pixels);
+        File.WriteAllText(Path.Combine(dir, "config.json"),
+            """{"img_size_list":[8,2,1],"embed_dim_list":[32,16,16],"num_blocks_list":[1,1,1],"num_heads_list":[2,2,2],"generator_type_list":["mar","mar","ar"],"num_conds":5,"class_num":2}""");
+
+        using (var straight = Start("straight")) { Assert.True(straight.WaitForExit(120_000)); Assert.Equal(0, straight.ExitCode); }
+
+        using (var killed = Start("killed"))
+        {
+            var deadline = Stopwatch.StartNew();
+            string log = Path.Combine(dir, "killed", "log.csv");
+            while (deadline.Elapsed < TimeSpan.FromSeconds(120) && (!File.Exists(log) || File.ReadAllLines(log).Length < 6)) Thread.Sleep(20);
+            killed.Kill(entireProcessTree: true);
+            killed.WaitForExit();
+        }
+        var state = Trainer.FindState(Path.Combine(dir, "killed"));
+        Assert.NotNull(state);
+        int stepAtKill = System.Text.Json.JsonDocument.Parse(File.ReadAllText(Path.Combine(state!, "state.json"))).RootElement.GetProperty("Step").GetInt32();
+        Assert.InRange(stepAtKill, 1, 39); // the kill really interrupted the run
+        using (var resumed = Start("killed")) { Assert.True(resumed.WaitForExit(120_000)); Assert.Equal(0, resumed.ExitCode); }
+
+        using var a = ModelCheckpoint.Load(Trainer.CheckpointPath(Path.Combine(dir, "straight")));
+        using var b = ModelCheckpoint.Load(Trainer.CheckpointPath(Path.Combine(dir, "killed")));
+        var sa = a.state_dict();
+        var sb = b.state_dict();
+        foreach (var key in sa.Keys)
+        {
+            using var eq = sa[key].eq(sb[key]).all();
+            Assert.True(eq.item<bool>(), key);
+        }
+        var steps = File.ReadAllLines(Path.Combine(dir, "killed", "log.csv")).Skip(1).Select(l => int.Parse(l.Split(',')[0])).ToList();
+        Assert.Equal(Enumerable.Range(1, 40), steps);
+    }
+}
