@@ -33,6 +33,7 @@ public sealed class Trainer : IDisposable
     readonly AdamW optimizer;
     readonly List<ParamGroup> groups;
     readonly string? stateDir;
+    readonly Device device;
 
     /// <summary>Steps completed so far (restored on resume).</summary>
     public int Step { get; private set; }
@@ -60,6 +61,9 @@ public sealed class Trainer : IDisposable
             throw new InvalidDataException($"{options.TrainSplit} holds {data.Width}×{data.Height} images but the model makes {model.Config.ImageSizes[0]}×{model.Config.ImageSizes[0]}");
         if (data.Labels.Length > 0 && data.Labels.Max() >= model.Config.ClassNum)
             throw new InvalidDataException($"{options.TrainSplit} has label {data.Labels.Max()} but the model knows {model.Config.ClassNum} classes");
+
+        device = new Device(options.Device);
+        if (device.type != DeviceType.CPU) model.to(device);
 
         // Weight decay on weights only, as the official add_weight_decay: no decay for biases and 1-D (norm) parameters.
         var named = model.named_parameters().ToList();
@@ -174,8 +178,8 @@ public sealed class Trainer : IDisposable
             }
             labels[i] = data.Labels[index];
         }
-        var u8 = tensor(bytes, dtype: ScalarType.Byte).reshape(b, 3, data.Height, data.Width);
-        return (Pixels.Normalize(u8), tensor(labels));
+        var u8 = tensor(bytes, dtype: ScalarType.Byte, device: device).reshape(b, 3, data.Height, data.Width);
+        return (Pixels.Normalize(u8), tensor(labels, device: device));
     }
 
     /// <summary>SplitMix64 of the inputs: unlike HashCode.Combine, the same in every process.</summary>

@@ -30,6 +30,8 @@ public sealed record TrainerOptions
     public int? MaxStepsThisRun { get; init; }
     /// <summary>Dropout overrides; null keeps the preset's (official 0.1).</summary>
     public double? Dropout { get; init; }
+    /// <summary>Where the model trains (cpu, cuda, cuda:N).</summary>
+    public string Device { get; init; } = "cpu";
     /// <summary>Intra-op threads; 0 leaves libtorch's default.</summary>
     public int Threads { get; init; }
 }

@@ -30,13 +30,13 @@ public static class ModelCommands
     public static int VerifyReference(Options o)
     {
         string dir = o.Positional(0, "DIR");
-        ParseDevice(o); // parity is checked in float32 on the CPU, where the reference numbers were made
+        var device = ParseDevice(o);
         o.EnsureAllUsed();
         foreach (var f in new[] { "config.json", "checkpoint-last.pth", "expected.safetensors" })
         {
             if (!File.Exists(Path.Combine(dir, f))) throw new UsageException($"DIR: {Path.Combine(dir, f)} not found");
         }
-        var rows = ReferenceVerifier.Verify(dir);
+        var rows = ReferenceVerifier.Verify(dir, device);
         Console.Write(ReferenceVerifier.Format(rows));
         int failed = rows.Count(r => r.Failed), passed = rows.Count(r => r.Status == "PASS");
         Console.WriteLine($"{passed} passed, {failed} failed");

@@ -22,6 +22,7 @@ public static class TrainCommand
             MaxStepsThisRun = o.Get("max-steps") is { } m ? Int(m, "max-steps", 1, int.MaxValue) : null,
             Dropout = o.Get("dropout") is { } d ? Double(d, "dropout") : null,
             Threads = Int(o, "threads", 0, 0, 256),
+            Device = ModelCommands.ParseDevice(o).ToString(),
             Config = o.Get("config") is { } c ? LoadConfig(c) : null,
         };
         bool samples = !o.Flag("no-samples");

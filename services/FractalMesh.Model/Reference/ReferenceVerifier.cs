@@ -3,6 +3,7 @@ using FractalMesh.Model.Checkpoints;
 using FractalMesh.Model.Config;
 using FractalMesh.Model.Modules;
 using FractalMesh.Model.Sampling;
+using TorchSharp;
 using static TorchSharp.torch;
 
 namespace FractalMesh.Model.Reference;
@@ -30,12 +31,14 @@ public static class ReferenceVerifier
     /// <summary>Tolerance that a correct float32 implementation meets (reference README).</summary>
     public const double Tolerance = 1e-4;
 
-    public static List<ParityRow> Verify(string caseDir)
+    /// <param name="caseDir">A folder with config.json, checkpoint-last.pth and expected.safetensors.</param>
+    /// <param name="device">Where the model runs (CPU by default); the reference tensors are moved there to compare.</param>
+    public static List<ParityRow> Verify(string caseDir, Device? device = null)
     {
         var config = FractalConfig.FromJson(File.ReadAllText(Path.Combine(caseDir, "config.json")));
-        using var model = ModelCheckpoint.LoadOfficial(Path.Combine(caseDir, "checkpoint-last.pth"), config);
+        using var model = ModelCheckpoint.LoadOfficial(Path.Combine(caseDir, "checkpoint-last.pth"), config, device);
         var (list, _) = SafeTensors.Read(Path.Combine(caseDir, "expected.safetensors"));
-        var expected = list.ToDictionary(kv => kv.Key, kv => kv.Value);
+        var expected = list.ToDictionary(kv => kv.Key, kv => OnDevice(kv.Value, device));
         try
         {
             using var _ = no_grad();
@@ -108,7 +111,7 @@ public static class ReferenceVerifier
                     steps.Add(ar.Step(s == 0 ? null : patches.select(1, s - 1), conds[0], s, cache));
                 }
                 Compare(prefix + "kv_steps.0", stack(steps, 1));
-                keep = arange(patches.shape[0] * patches.shape[1], dtype: ScalarType.Int64);
+                keep = arange(patches.shape[0] * patches.shape[1], dtype: ScalarType.Int64, device: patches.device);
             }
             for (int k = 0; k < outputs.Length; k++) Compare($"{prefix}out.{k}", outputs[k]);
 
@@ -147,6 +150,14 @@ public static class ReferenceVerifier
         // Anything the reference recorded that this run did not reproduce is a failure, not a silent pass.
         return expected.Keys.Select(name => rows.TryGetValue(name, out var row) ? row
             : new ParityRow(name, ShapeOf(expected[name]), double.NaN, double.NaN, "UNCHECKED")).ToList();
+    }
+
+    static Tensor OnDevice(Tensor t, Device? device)
+    {
+        if (device is null || device.type == DeviceType.CPU) return t;
+        var moved = t.to(device).DetachFromDisposeScope();
+        t.Dispose();
+        return moved;
     }
 
     /// <summary><c>cfg.guided.G.T</c> with G and T written as Python prints floats, e.g. <c>cfg.guided.1.5.0.0001</c>.</summary>

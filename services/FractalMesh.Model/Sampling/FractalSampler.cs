@@ -49,16 +49,24 @@ public sealed class FractalSampler
 
     LevelSampler Build(FractalModel level)
     {
-        IPatchSampler next = level.Next is { } below ? Build(below) : new PixelHeadSampler(level.PixelHead, level.Config.Levels);
-        next = decorate(next, level.Level + 1);
-        return level.Generator switch
-        {
-            MarGenerator mar => new MarLevelSampler(mar, level.Level, next,
-                mar.GuidingPixelHead is { } head ? new PixelHeadSampler(head, level.Level) : null),
-            ArGenerator ar => new ArLevelSampler(ar, level.Level, next),
-            _ => throw new NotSupportedException(level.Generator.GetType().Name),
-        };
+        IPatchSampler next = level.Next is { } below ? Build(below) : ForPixelHead(level);
+        return ForLevel(level, decorate(next, level.Level + 1));
     }
+
+    /// <summary>
+    /// The sampler of one level (<paramref name="level"/> is its node in the model) handing its patches to
+    /// <paramref name="next"/>, local or remote: how a service that runs only some levels builds its chain.
+    /// </summary>
+    public static LevelSampler ForLevel(FractalModel level, IPatchSampler next) => level.Generator switch
+    {
+        MarGenerator mar => new MarLevelSampler(mar, level.Level, next,
+            mar.GuidingPixelHead is { } head ? new PixelHeadSampler(head, level.Level) : null),
+        ArGenerator ar => new ArLevelSampler(ar, level.Level, next),
+        _ => throw new NotSupportedException(level.Generator.GetType().Name),
+    };
+
+    /// <summary>The pixel head's sampler, below the last level of the model that <paramref name="model"/> belongs to.</summary>
+    public static PixelHeadSampler ForPixelHead(FractalModel model) => new(model.PixelHead, model.Config.Levels);
 
     /// <summary>Generates every image (R×3×H×W bytes, planar per image). <paramref name="onStep"/> sees each level-0 step.</summary>
     public byte[] Generate(IReadOnlyList<ImageRequest> images, SamplingOptions options, Action<LevelStep>? onStep = null, CancellationToken cancel = default)
