@@ -26,6 +26,8 @@ public static class CommandLine
                                                 generate images (one PNG per seed, plus a grid)
           inpaint --image PNG --mask PNG --class C [same options]   white in the mask means generate
           outpaint --image PNG [--at X,Y] --class C [same options]  place a smaller image on the canvas
+          uncrop --image PNG --keep X,Y,W,H --class C [same options] keep a rectangle, generate around it
+          (class-conditional editing: inpaint with another --class)
         """;
 
     public static async Task<int> RunAsync(string[] args)
@@ -47,7 +49,7 @@ public static class CommandLine
                 "train" => TrainCommand.Run(new Options(args[1..])),
                 "eval-nll" => EvalNllCommand.Run(new Options(args[1..])),
                 "bench" => BenchCommand.Run(new Options(args[1..])),
-                "generate" or "inpaint" or "outpaint" => GenerateCommand.Run(args[0], new Options(args[1..])),
+                "generate" or "inpaint" or "outpaint" or "uncrop" => GenerateCommand.Run(args[0], new Options(args[1..])),
                 _ => throw new UsageException($"unknown command '{args[0]}' (try --help)"),
             };
         }

@@ -29,6 +29,7 @@ public static class GenerateCommand
         string? imagePath = mode == "generate" ? null : o.Require("image");
         string? maskPath = mode == "inpaint" ? o.Require("mask") : null;
         string? at = mode == "outpaint" ? o.Get("at") : null;
+        string? keep = mode == "uncrop" ? o.Require("keep") : null;
         o.EnsureAllUsed();
 
         if (!File.Exists(modelPath) && !Directory.Exists(modelPath))
@@ -45,7 +46,7 @@ public static class GenerateCommand
         int size = config.ImageSizes[0];
         byte[]? known = null;
         bool[]? mask = null;
-        if (imagePath is not null) (known, mask) = KnownPixels(mode, imagePath, maskPath, at, size);
+        if (imagePath is not null) (known, mask) = KnownPixels(mode, imagePath, maskPath, at ?? keep, size);
 
         var requests = new List<ImageRequest>();
         foreach (var label in labels)
@@ -85,6 +86,19 @@ public static class GenerateCommand
         catch (InvalidDataException) { throw new UsageException($"--image: {imagePath} is not a readable PNG"); }
         var known = new byte[3 * size * size];
         var mask = new bool[size * size];
+        if (mode == "uncrop")
+        {
+            // Same-size canvas: keep the rectangle x,y,w,h of the image and generate everything around it.
+            if (w != size || h != size) throw new UsageException($"--image: {w}×{h}, the model makes {size}×{size}");
+            var r = (at ?? "").Split(',');
+            if (r.Length != 4 || !int.TryParse(r[0], out int kx) || !int.TryParse(r[1], out int ky) || !int.TryParse(r[2], out int kw) || !int.TryParse(r[3], out int kh)
+                || kx < 0 || ky < 0 || kw < 1 || kh < 1 || kx + kw > size || ky + kh > size)
+                throw new UsageException($"--keep: '{at}' is not x,y,w,h inside {size}×{size}");
+            planar.CopyTo(known, 0);
+            for (int y = ky; y < ky + kh; y++)
+                for (int x = kx; x < kx + kw; x++) mask[y * size + x] = true;
+            return (known, mask);
+        }
         if (mode == "inpaint")
         {
             if (w != size || h != size) throw new UsageException($"--image: {w}×{h}, the model makes {size}×{size}");
