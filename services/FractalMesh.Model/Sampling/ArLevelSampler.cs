@@ -16,14 +16,16 @@ public sealed class ArLevelSampler(ArGenerator generator, int level, IPatchSampl
         int rows = request.Rows, S = SeqLen, full = PatchSize * PatchSize;
         var canvas = NewCanvas(request);
         var device = request.Conds[0].device;
-        if (Enumerable.Range(0, rows).All(r => Enumerable.Range(0, S).All(j => canvas.KnownInPatch(r, j) == full))) return canvas.Bytes;
+        if (request.StartStep == 0 && Enumerable.Range(0, rows).All(r => Enumerable.Range(0, S).All(j => canvas.KnownInPatch(r, j) == full))) return canvas.Bytes;
 
         var cond = BothHalves(request)[0];
         using var cache = generator.NewCache();
         for (int t = 0; t < S; t++)
         {
             cancel.ThrowIfCancellationRequested();
-            var pairs = Enumerable.Range(0, rows).Where(r => canvas.KnownInPatch(r, t) < full).Select(r => (r, t)).ToList();
+            // Before a resumption point the patch is in the partial image: only the KV cache is rebuilt.
+            var pairs = t < request.StartStep ? []
+                : Enumerable.Range(0, rows).Where(r => canvas.KnownInPatch(r, t) < full).Select(r => (r, t)).ToList();
             var rowCfg = request.Cfg.Select(c => request.LinearCfg ? (float)MarSchedule.LinearCfgAr(c, S, t) : c).ToArray();
             using (var scope = NewDisposeScope())
             {
@@ -38,7 +40,7 @@ public sealed class ArLevelSampler(ArGenerator generator, int level, IPatchSampl
                 var outputs = new[] { zeros(output.shape[0], S, output.shape[1], device: device).index_copy_(1, tensor(new long[] { t }, device: device), output.unsqueeze(1)) };
                 SampleChildren(request, canvas, pairs, outputs, rowCfg, cancel);
             }
-            if (Level == 0) OnStep?.Invoke(new LevelStep(t, S, (byte[])canvas.Bytes.Clone(), (bool[])canvas.Done.Clone()));
+            if (t >= request.StartStep) OnStep?.Invoke(new LevelStep(t, S, (byte[])canvas.Bytes.Clone(), (bool[])canvas.Done.Clone()));
         }
         return canvas.Bytes;
     }

@@ -23,7 +23,8 @@ public sealed record SamplingOptions
 /// <param name="Seed">The image's own seed; image i of a request uses request seed + i.</param>
 /// <param name="KnownPixels">3×H×W bytes, planar; null when nothing is known.</param>
 /// <param name="KnownMask">H×W, true where the pixel is known.</param>
-public sealed record ImageRequest(int Label, long Seed, byte[]? KnownPixels = null, bool[]? KnownMask = null);
+/// <param name="OriginalKnownMask">When resuming: the mask the request started with (KnownPixels/KnownMask hold the partial image).</param>
+public sealed record ImageRequest(int Label, long Seed, byte[]? KnownPixels = null, bool[]? KnownMask = null, bool[]? OriginalKnownMask = null);
 
 /// <summary>
 /// The whole hierarchy in one process: level samplers chained by configuration down to the pixel head.
@@ -68,8 +69,20 @@ public sealed class FractalSampler
     /// <summary>The pixel head's sampler, below the last level of the model that <paramref name="model"/> belongs to.</summary>
     public static PixelHeadSampler ForPixelHead(FractalModel model) => new(model.PixelHead, model.Config.Levels);
 
+    static bool[] Original(IReadOnlyList<ImageRequest> images, int size)
+    {
+        var mask = new bool[images.Count * size * size];
+        for (int r = 0; r < images.Count; r++) images[r].OriginalKnownMask?.CopyTo(mask, r * size * size);
+        return mask;
+    }
+
     /// <summary>Generates every image (R×3×H×W bytes, planar per image). <paramref name="onStep"/> sees each level-0 step.</summary>
-    public byte[] Generate(IReadOnlyList<ImageRequest> images, SamplingOptions options, Action<LevelStep>? onStep = null, CancellationToken cancel = default)
+    /// <param name="images">One entry per image; image i of a request conventionally uses seed + i.</param>
+    /// <param name="options">Guidance, temperature, filter and iterations.</param>
+    /// <param name="onStep">Sees the partial images after each level-0 step (progress, previews, checkpoints).</param>
+    /// <param name="cancel">Stops the work within one step of any level.</param>
+    /// <param name="startStep">Level-0 step to resume from (0: a fresh start); the images then carry their partial state.</param>
+    public byte[] Generate(IReadOnlyList<ImageRequest> images, SamplingOptions options, Action<LevelStep>? onStep = null, CancellationToken cancel = default, int startStep = 0)
     {
         var config = model.Config;
         if (options.NumIter.Length < config.Levels) throw new ArgumentException($"num_iter needs {config.Levels} entries, got {options.NumIter.Length}");
@@ -107,6 +120,8 @@ public sealed class FractalSampler
             NumIter = options.NumIter,
             Streams = images.Select(i => RowStream.ForImage(i.Seed)).ToArray(),
             LinearCfg = options.LinearCfg,
+            StartStep = startStep,
+            OriginalKnownMask = startStep == 0 ? null : Original(images, size),
         };
         top.OnStep = onStep;
         try { return top.Sample(request, cancel); }

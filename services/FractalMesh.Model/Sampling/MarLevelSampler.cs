@@ -17,6 +17,8 @@ public sealed class MarLevelSampler(MarGenerator generator, int level, IPatchSam
         int rows = request.Rows, S = SeqLen;
         var canvas = NewCanvas(request);
         var device = request.Conds[0].device;
+        // Orders and schedules come from what the request originally knew, so that a resumed call replays them.
+        var original = request.OriginalKnownMask is { } om ? new Canvas { Bytes = canvas.Bytes, Done = om, Size = canvas.Size, Patch = PatchSize, Grid = Grid } : canvas;
 
         // Per row: the unknown patches in the row's own random order, and its schedule.
         var orders = new int[rows][];
@@ -25,7 +27,7 @@ public sealed class MarLevelSampler(MarGenerator generator, int level, IPatchSam
         for (int r = 0; r < rows; r++)
         {
             var stream = request.Streams[r];
-            orders[r] = Enumerable.Range(0, S).Where(j => canvas.KnownInPatch(r, j) < PatchSize * PatchSize)
+            orders[r] = Enumerable.Range(0, S).Where(j => original.KnownInPatch(r, j) < PatchSize * PatchSize)
                 .OrderBy(j => stream.Uniform(Level, RowStream.Purpose.Order, j)).ThenBy(j => j).ToArray();
             plans[r] = orders[r].Length == 0 ? [] : MarSchedule.Plan(orders[r].Length, request.NumIter[0]);
             iters = Math.Max(iters, plans[r].Count);
@@ -39,7 +41,13 @@ public sealed class MarLevelSampler(MarGenerator generator, int level, IPatchSam
             foreach (var (r, order) in orders.Select((o, r) => (r, o)))
                 foreach (var j in order) masked[r * S + j] = true;
             var done = new int[rows];
-            for (int t = 0; t < iters; t++)
+            for (int r = 0; r < rows; r++)
+            {
+                // Steps already taken before a resumption: their patches are in the partial image.
+                done[r] = plans[r].Take(request.StartStep).Sum(p => p.Predicted);
+                foreach (var j in orders[r].Take(done[r])) masked[r * S + j] = false;
+            }
+            for (int t = request.StartStep; t < iters; t++)
             {
                 cancel.ThrowIfCancellationRequested();
                 var pairs = new List<(int Row, int Patch)>();

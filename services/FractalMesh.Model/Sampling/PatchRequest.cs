@@ -27,6 +27,14 @@ public sealed class PatchRequest : IDisposable
     public required int[] NumIter { get; init; }
     /// <summary>Per-row random streams.</summary>
     public required RowStream[] Streams { get; init; }
+    /// <summary>
+    /// Resumption (level 0): the step to start from, and the known mask of the original request, which fixes the random
+    /// orders and schedules; <see cref="KnownPixels"/>/<see cref="KnownMask"/> then hold the partial image reached.
+    /// Starting at step k from the image an uninterrupted run had after k steps gives the same bytes.
+    /// </summary>
+    public int StartStep { get; init; }
+    public bool[]? OriginalKnownMask { get; init; }
+
     /// <summary>Level 0 only: whether guidance follows the linear schedule (else constant).</summary>
     public bool LinearCfg { get; init; }
 
