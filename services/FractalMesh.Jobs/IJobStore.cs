@@ -1,0 +1,32 @@
+namespace FractalMesh.Jobs;
+
+/// <summary>
+/// Durable state of jobs (DESIGN.md §4): records, per-step checkpoints of partial images, an event stream any gateway
+/// replica can serve, owner leases, and cancellation requests. Redis in production, in memory in the embedded mode.
+/// </summary>
+public interface IJobStore
+{
+    /// <summary>Creates the job unless <paramref name="idempotencyKey"/> already names one; returns the job and whether it is new.</summary>
+    Task<(JobRecord Job, bool Created)> CreateAsync(JobRecord job, string? idempotencyKey, CancellationToken cancel = default);
+    Task<JobRecord?> GetAsync(string id, CancellationToken cancel = default);
+    Task UpdateAsync(JobRecord job, CancellationToken cancel = default);
+
+    Task SaveCheckpointAsync(string id, JobCheckpoint checkpoint, CancellationToken cancel = default);
+    Task<JobCheckpoint?> LoadCheckpointAsync(string id, CancellationToken cancel = default);
+
+    Task AppendEventAsync(string id, JobEvent evt, CancellationToken cancel = default);
+    /// <summary>Events after <paramref name="afterId"/> (null: from the start), waiting up to <paramref name="wait"/> for new ones.</summary>
+    Task<IReadOnlyList<JobEvent>> ReadEventsAsync(string id, string? afterId, TimeSpan wait, CancellationToken cancel = default);
+
+    /// <summary>Takes or renews the job's lease for <paramref name="owner"/>; false when another live owner holds it.</summary>
+    Task<bool> TryLeaseAsync(string id, string owner, TimeSpan ttl, CancellationToken cancel = default);
+    Task ReleaseLeaseAsync(string id, string owner, CancellationToken cancel = default);
+    /// <summary>Unfinished jobs whose lease has run out (their owner died): candidates for takeover.</summary>
+    Task<IReadOnlyList<string>> OrphanedJobsAsync(CancellationToken cancel = default);
+
+    Task RequestCancelAsync(string id, CancellationToken cancel = default);
+    Task<bool> IsCancelRequestedAsync(string id, CancellationToken cancel = default);
+
+    /// <summary>Queued or running jobs, oldest first (queue positions).</summary>
+    Task<IReadOnlyList<string>> ActiveJobsAsync(CancellationToken cancel = default);
+}

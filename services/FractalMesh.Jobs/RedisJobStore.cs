@@ -1,0 +1,141 @@
+using System.Text.Json;
+using StackExchange.Redis;
+
+namespace FractalMesh.Jobs;
+
+/// <summary>Every Redis key FractalMesh uses, built in one place with one prefix.</summary>
+public sealed class RedisKeys(string prefix = "fm")
+{
+    public RedisKey Job(string id) => $"{prefix}:job:{id}";
+    public RedisKey Idempotency(string key) => $"{prefix}:idem:{key}";
+    public RedisKey Checkpoint(string id) => $"{prefix}:ckpt:{id}";
+    public RedisKey Events(string id) => $"{prefix}:events:{id}";
+    public RedisKey Lease(string id) => $"{prefix}:lease:{id}";
+    public RedisKey Cancel(string id) => $"{prefix}:cancel:{id}";
+    public RedisKey Active => $"{prefix}:active";
+}
+
+/// <summary>
+/// Job state in Redis (StackExchange.Redis, one shared multiplexer): the record as JSON, the latest checkpoint as a hash,
+/// events in a stream, the owner lease as a key with a TTL, and the set of active jobs. Every key expires after
+/// <c>ttl</c> so abandoned jobs clean themselves up.
+/// </summary>
+public sealed class RedisJobStore(IConnectionMultiplexer redis, TimeSpan ttl, string prefix = "fm") : IJobStore
+{
+    static readonly JsonSerializerOptions Json = new(JsonSerializerDefaults.Web);
+    readonly RedisKeys keys = new(prefix);
+    IDatabase Db => redis.GetDatabase();
+
+    // Renews only our own lease, or takes a free one: compare-and-set in one round trip.
+    const string LeaseScript = """
+        local v = redis.call('GET', KEYS[1])
+        if v == false or v == ARGV[1] then
+          redis.call('SET', KEYS[1], ARGV[1], 'PX', ARGV[2])
+          return 1
+        end
+        return 0
+        """;
+
+    const string ReleaseScript = """
+        if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+        return 0
+        """;
+
+    public async Task<(JobRecord Job, bool Created)> CreateAsync(JobRecord job, string? idempotencyKey, CancellationToken cancel = default)
+    {
+        if (idempotencyKey is not null)
+        {
+            bool claimed = await Db.StringSetAsync(keys.Idempotency(idempotencyKey), job.Id, ttl, When.NotExists);
+            if (!claimed)
+            {
+                string? existing = await Db.StringGetAsync(keys.Idempotency(idempotencyKey));
+                if (existing is not null && await GetAsync(existing, cancel) is { } found) return (found, false);
+            }
+        }
+        await UpdateAsync(job, cancel);
+        return (job, true);
+    }
+
+    public async Task<JobRecord?> GetAsync(string id, CancellationToken cancel = default)
+    {
+        string? json = await Db.StringGetAsync(keys.Job(id));
+        return json is null ? null : JsonSerializer.Deserialize<JobRecord>(json, Json);
+    }
+
+    public async Task UpdateAsync(JobRecord job, CancellationToken cancel = default)
+    {
+        var batch = Db.CreateBatch();
+        var tasks = new List<Task>
+        {
+            batch.StringSetAsync(keys.Job(job.Id), JsonSerializer.Serialize(job, Json), ttl),
+            job.IsFinished
+                ? batch.SortedSetRemoveAsync(keys.Active, job.Id)
+                : batch.SortedSetAddAsync(keys.Active, job.Id, job.CreatedAt.ToUnixTimeMilliseconds()),
+        };
+        batch.Execute();
+        await Task.WhenAll(tasks);
+    }
+
+    public async Task SaveCheckpointAsync(string id, JobCheckpoint checkpoint, CancellationToken cancel = default)
+    {
+        var key = keys.Checkpoint(id);
+        await Db.HashSetAsync(key, [
+            new HashEntry("step", checkpoint.Step),
+            new HashEntry("pixels", checkpoint.Pixels),
+            new HashEntry("done", checkpoint.Done.Select(d => d ? (byte)1 : (byte)0).ToArray()),
+        ]);
+        await Db.KeyExpireAsync(key, ttl);
+    }
+
+    public async Task<JobCheckpoint?> LoadCheckpointAsync(string id, CancellationToken cancel = default)
+    {
+        var entries = (await Db.HashGetAllAsync(keys.Checkpoint(id))).ToDictionary(e => (string)e.Name!, e => e.Value);
+        if (!entries.TryGetValue("step", out var step)) return null;
+        return new JobCheckpoint((int)step, (byte[])entries["pixels"]!, ((byte[])entries["done"]!).Select(b => b != 0).ToArray());
+    }
+
+    public async Task AppendEventAsync(string id, JobEvent evt, CancellationToken cancel = default)
+    {
+        var key = keys.Events(id);
+        await Db.StreamAddAsync(key, "e", JsonSerializer.Serialize(evt with { Id = "" }, Json), maxLength: 1000, useApproximateMaxLength: true);
+        await Db.KeyExpireAsync(key, ttl);
+    }
+
+    public async Task<IReadOnlyList<JobEvent>> ReadEventsAsync(string id, string? afterId, TimeSpan wait, CancellationToken cancel = default)
+    {
+        // StackExchange.Redis multiplexes one connection and so does not issue blocking XREAD: poll briefly instead.
+        var deadline = DateTime.UtcNow + wait;
+        while (true)
+        {
+            var entries = await Db.StreamRangeAsync(keys.Events(id), afterId is null ? "-" : "(" + afterId, "+", count: 100);
+            if (entries.Length > 0 || DateTime.UtcNow >= deadline)
+            {
+                return entries.Select(e => JsonSerializer.Deserialize<JobEvent>((string)e["e"]!, Json)! with { Id = e.Id! }).ToList();
+            }
+            await Task.Delay(50, cancel);
+        }
+    }
+
+    public async Task<bool> TryLeaseAsync(string id, string owner, TimeSpan leaseTtl, CancellationToken cancel = default) =>
+        (int)await Db.ScriptEvaluateAsync(LeaseScript, [keys.Lease(id)], [owner, (long)leaseTtl.TotalMilliseconds]) == 1;
+
+    public Task ReleaseLeaseAsync(string id, string owner, CancellationToken cancel = default) =>
+        Db.ScriptEvaluateAsync(ReleaseScript, [keys.Lease(id)], [owner]);
+
+    public async Task<IReadOnlyList<string>> OrphanedJobsAsync(CancellationToken cancel = default)
+    {
+        var orphans = new List<string>();
+        foreach (var id in await ActiveJobsAsync(cancel))
+        {
+            if (!await Db.KeyExistsAsync(keys.Lease(id))) orphans.Add(id);
+        }
+        return orphans;
+    }
+
+    public Task RequestCancelAsync(string id, CancellationToken cancel = default) => Db.StringSetAsync(keys.Cancel(id), 1, ttl);
+
+    public async Task<bool> IsCancelRequestedAsync(string id, CancellationToken cancel = default) => await Db.KeyExistsAsync(keys.Cancel(id));
+
+    public async Task<IReadOnlyList<string>> ActiveJobsAsync(CancellationToken cancel = default) =>
+        (await Db.SortedSetRangeByRankAsync(keys.Active)).Select(v => (string)v!).ToList();
+}
