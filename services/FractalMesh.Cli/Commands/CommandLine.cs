@@ -22,7 +22,7 @@ public static class CommandLine
           eval-nll [--model FILE] [--data FILE] [--passes N]
                                                 test-split bits/dim beside PNG and lossless WebP
           generate [--model FILE] [--class LIST] [--count N] [--seed S] [--cfg X] [--schedule linear|constant]
-                   [--temperature X] [--filter X] [--iters A,B] [--out DIR] [--device cpu|cuda]
+                   [--temperature X] [--filter X] [--iters A,B] [--out DIR] [--device cpu|cuda] [--endpoint URL]
                                                 generate images (one PNG per seed, plus a grid)
           inpaint --image PNG --mask PNG --class C [same options]   white in the mask means generate
           outpaint --image PNG [--at X,Y] --class C [same options]  place a smaller image on the canvas
@@ -49,7 +49,7 @@ public static class CommandLine
                 "train" => TrainCommand.Run(new Options(args[1..])),
                 "eval-nll" => EvalNllCommand.Run(new Options(args[1..])),
                 "bench" => BenchCommand.Run(new Options(args[1..])),
-                "generate" or "inpaint" or "outpaint" or "uncrop" => GenerateCommand.Run(args[0], new Options(args[1..])),
+                "generate" or "inpaint" or "outpaint" or "uncrop" => await RemoteGenerate.RunAsync(args[0], new Options(args[1..])),
                 _ => throw new UsageException($"unknown command '{args[0]}' (try --help)"),
             };
         }

@@ -22,6 +22,8 @@ public static class RemoteGenerate
 
     static async Task<int> RunRemoteAsync(string mode, string endpoint, Options o)
     {
+        if (mode is not ("generate" or "inpaint" or "outpaint"))
+            throw new UsageException($"--endpoint: the gateway serves generate, inpaint and outpaint; run {mode} without --endpoint");
         if (!Uri.TryCreate(endpoint, UriKind.Absolute, out var baseUri) || baseUri.Scheme is not ("http" or "https"))
             throw new UsageException($"--endpoint: '{endpoint}' is not an http(s) URL (the gateway's REST address, e.g. http://localhost:5081)");
         foreach (var local in new[] { "model", "preset", "device" })

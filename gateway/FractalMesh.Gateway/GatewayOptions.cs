@@ -1,0 +1,69 @@
+using System.ComponentModel.DataAnnotations;
+using FractalMesh.Gateway.Extensions;
+
+namespace FractalMesh.Gateway;
+
+/// <summary>
+/// The gateway's settings, bound from the <c>Gateway</c> section (appsettings.json, <c>Gateway__X</c> environment
+/// variables or <c>--Gateway:X=value</c> arguments) and validated when the process starts.
+/// </summary>
+public sealed class GatewayOptions : IValidatableObject
+{
+    public const string Section = "Gateway";
+    const string RangeMessage = "Gateway:{0} must be between {1} and {2}";
+
+    /// <summary>The model: a FractalMesh .safetensors, an official .pth (with <see cref="Preset"/>) or a reference folder; relative paths from the working directory (the repository root under <c>dotnet run</c>).</summary>
+    [Required(ErrorMessage = "Gateway:{0} is required")]
+    public string ModelPath { get; set; } = "models/emoji32-demo.safetensors";
+
+    /// <summary>The preset an official .pth checkpoint needs; unused otherwise.</summary>
+    public string? Preset { get; set; }
+
+    /// <summary>Where the model runs: cpu (default), cuda or cuda:N.</summary>
+    [Required(ErrorMessage = "Gateway:{0} is required")]
+    [RegularExpression("^(cpu|cuda(:[0-9]+)?)$", ErrorMessage = "Gateway:Device must be cpu, cuda or cuda:N")]
+    public string Device { get; set; } = "cpu";
+
+    /// <summary>Most images one request may ask for (classes × count); 1 to 1024, default 16.</summary>
+    [Range(1, 1024, ErrorMessage = RangeMessage)]
+    public int MaxImagesPerRequest { get; set; } = 16;
+
+    /// <summary>Largest request message (gRPC) or body (REST, before base64 overhead); default 1 MiB.</summary>
+    [Range(1024, 64 * 1024 * 1024, ErrorMessage = RangeMessage)]
+    public int MaxRequestBytes { get; set; } = 1024 * 1024;
+
+    /// <summary>Largest PNG accepted in image_png or mask_png; default 256 KiB.</summary>
+    [Range(64, 64 * 1024 * 1024, ErrorMessage = RangeMessage)]
+    public int MaxImageBytes { get; set; } = 256 * 1024;
+
+    /// <summary>Requests generating at once; the rest wait in a bounded queue. Default 1 (a CPU is busy with one).</summary>
+    [Range(1, 64, ErrorMessage = RangeMessage)]
+    public int MaxConcurrentRequests { get; set; } = 1;
+
+    /// <summary>Requests that may wait for a slot; beyond this the gateway answers RESOURCE_EXHAUSTED (HTTP 429). Default 8.</summary>
+    [Range(0, 10_000, ErrorMessage = RangeMessage)]
+    public int MaxQueuedRequests { get; set; } = 8;
+
+    /// <summary>Where gRPC is served, over HTTP/2 without TLS (prior knowledge); default http://localhost:5080.</summary>
+    [Required(ErrorMessage = "Gateway:{0} is required")]
+    public string GrpcUrl { get; set; } = "http://localhost:5080";
+
+    /// <summary>Where the REST bridge (and health) is served, over HTTP/1.1; default http://localhost:5081.</summary>
+    [Required(ErrorMessage = "Gateway:{0} is required")]
+    public string RestUrl { get; set; } = "http://localhost:5081";
+
+    public IEnumerable<ValidationResult> Validate(ValidationContext context)
+    {
+        if (MaxImageBytes > MaxRequestBytes)
+            yield return new ValidationResult($"Gateway:MaxImageBytes ({MaxImageBytes}) exceeds Gateway:MaxRequestBytes ({MaxRequestBytes})",
+                [nameof(MaxImageBytes)]);
+        foreach (var (name, url) in new[] { (nameof(GrpcUrl), GrpcUrl), (nameof(RestUrl), RestUrl) })
+            if (!string.IsNullOrWhiteSpace(url) && ListenAddress.Parse(url) is null)
+                yield return new ValidationResult($"Gateway:{name}: '{url}' is not http://HOST:PORT (HOST: localhost, an IP address, or * for all)", [name]);
+        if (GrpcUrl == RestUrl)
+            yield return new ValidationResult("Gateway:GrpcUrl and Gateway:RestUrl must differ: gRPC needs HTTP/2 and REST HTTP/1.1 on a port without TLS", [nameof(RestUrl)]);
+        if (!string.IsNullOrWhiteSpace(ModelPath) && !File.Exists(ModelPath) && !Directory.Exists(ModelPath))
+            yield return new ValidationResult($"Gateway:ModelPath: {Path.GetFullPath(ModelPath)} not found (a .safetensors, an official .pth with Gateway:Preset, or a folder with config.json and checkpoint-last.pth)",
+                [nameof(ModelPath)]);
+    }
+}

@@ -1,0 +1,18 @@
+using FractalMesh.Gateway.Extensions;
+using FractalMesh.Gateway.Services;
+
+// The public gateway (DESIGN.md §3): gRPC ImageGeneration plus its REST bridge, every level in this process by default.
+// appsettings.json sits beside the dll; relative paths in the configuration (Gateway:ModelPath) are read from the working directory.
+var builder = WebApplication.CreateBuilder(new WebApplicationOptions { Args = args, ContentRootPath = AppContext.BaseDirectory });
+
+builder.AddGatewayOptions();
+builder.AddGatewayEndpoints();
+builder.Services.AddEmbeddedImageGeneration();
+builder.Services.AddImageGenerationApi();
+
+var app = builder.Build();
+
+app.MapGrpcService<ImageGenerationService>();
+app.MapGatewayHealth();
+
+app.Run();

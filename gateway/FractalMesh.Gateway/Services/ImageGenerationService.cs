@@ -1,0 +1,54 @@
+using System.Diagnostics;
+using FractalMesh.Data;
+using FractalMesh.Gateway.Generation;
+using FractalMesh.Gateway.Validation;
+using FractalMesh.Protos.Api;
+using Google.Protobuf;
+using Grpc.Core;
+
+namespace FractalMesh.Gateway.Services;
+
+/// <summary>
+/// The public API (protos/fractalmesh.proto), over gRPC and, through JSON transcoding, REST: validate, wait for a
+/// generation slot, generate, answer PNGs with each image's seed.
+/// </summary>
+public sealed class ImageGenerationService(RequestValidator validator, GenerationGate gate, IImageGenerator generator,
+    ILogger<ImageGenerationService> logger) : ImageGeneration.ImageGenerationBase
+{
+    public override Task<GenerateResponse> Generate(GenerateRequest request, ServerCallContext context) =>
+        RunAsync("generate", validator.Generate(request), context);
+
+    public override Task<GenerateResponse> Inpaint(InpaintRequest request, ServerCallContext context) =>
+        RunAsync("inpaint", validator.Inpaint(request), context);
+
+    public override Task<GenerateResponse> Outpaint(OutpaintRequest request, ServerCallContext context) =>
+        RunAsync("outpaint", validator.Outpaint(request), context);
+
+    async Task<GenerateResponse> RunAsync(string mode, ImageJob job, ServerCallContext context)
+    {
+        var cancel = context.CancellationToken;
+        using var slot = await gate.EnterAsync(cancel);
+        var timer = Stopwatch.StartNew();
+        IReadOnlyList<byte[]> images;
+        try { images = await generator.GenerateAsync(job, cancel); }
+        catch (OperationCanceledException) when (cancel.IsCancellationRequested)
+        {
+            bool late = context.Deadline <= DateTime.UtcNow;
+            throw new RpcException(new Grpc.Core.Status(late ? StatusCode.DeadlineExceeded : StatusCode.Cancelled,
+                late ? "the deadline passed before the images were generated" : "the call was cancelled"));
+        }
+        int size = generator.Model.ImageSize;
+        var response = new GenerateResponse { Seconds = timer.Elapsed.TotalSeconds };
+        for (int i = 0; i < images.Count; i++)
+        {
+            response.Images.Add(new GeneratedImage
+            {
+                Png = ByteString.CopyFrom(PngImage.Encode(images[i], size, size)),
+                Seed = job.Images[i].Seed,
+                ClassLabel = job.Images[i].Label,
+            });
+        }
+        logger.LogInformation("{Mode}: {Count} image(s) in {Seconds:F2}s", mode, images.Count, response.Seconds);
+        return response;
+    }
+}

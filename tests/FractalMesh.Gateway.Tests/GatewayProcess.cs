@@ -1,0 +1,116 @@
+using System.Diagnostics;
+using System.Net;
+using System.Net.Sockets;
+using System.Reflection;
+using System.Text;
+using FractalMesh.Protos.Api;
+using Grpc.Net.Client;
+using Xunit;
+
+namespace FractalMesh.Gateway.Tests;
+
+/// <summary>
+/// A real gateway process on loopback, started from the built dll with the tiny reference model on two free ports
+/// (gRPC over HTTP/2, REST over HTTP/1.1), shared by the tests of <see cref="GatewayCollection"/> and killed at the end.
+/// </summary>
+public sealed class GatewayProcess : IAsyncLifetime
+{
+    /// <summary>The limits the tests probe: small enough to exceed cheaply.</summary>
+    public const int MaxImagesPerRequest = 8, MaxImageBytes = 16 * 1024, MaxRequestBytes = 64 * 1024, MaxConcurrent = 1, MaxQueued = 2;
+
+    public static string ModelFolder => Path.Combine(AppContext.BaseDirectory, "reference", "parity", "tiny_mar");
+
+    public static string GatewayDll => typeof(GatewayProcess).Assembly.GetCustomAttributes<AssemblyMetadataAttribute>()
+        .Single(a => a.Key == "GatewayDll").Value!;
+
+    readonly StringBuilder log = new();
+    Process? process;
+    GrpcChannel? channel;
+
+    public Uri GrpcAddress { get; private set; } = null!;
+    public Uri RestAddress { get; private set; } = null!;
+    public ImageGeneration.ImageGenerationClient Grpc { get; private set; } = null!;
+    public HttpClient Rest { get; private set; } = null!;
+
+    /// <summary>What the gateway printed so far, for failure messages.</summary>
+    public string Log { get { lock (log) return log.ToString(); } }
+
+    public bool IsRunning => process is { HasExited: false };
+
+    public async Task InitializeAsync()
+    {
+        Assert.True(File.Exists(GatewayDll), $"build the gateway first: {GatewayDll} not found");
+        int grpcPort = FreePort(), restPort = FreePort();
+        GrpcAddress = new Uri($"http://127.0.0.1:{grpcPort}");
+        RestAddress = new Uri($"http://127.0.0.1:{restPort}");
+        var start = new ProcessStartInfo("dotnet")
+        {
+            RedirectStandardOutput = true,
+            RedirectStandardError = true,
+            UseShellExecute = false,
+        };
+        foreach (var arg in new[]
+        {
+            GatewayDll,
+            $"--Gateway:ModelPath={ModelFolder}",
+            $"--Gateway:GrpcUrl={GrpcAddress}",
+            $"--Gateway:RestUrl={RestAddress}",
+            $"--Gateway:MaxImagesPerRequest={MaxImagesPerRequest}",
+            $"--Gateway:MaxImageBytes={MaxImageBytes}",
+            $"--Gateway:MaxRequestBytes={MaxRequestBytes}",
+            $"--Gateway:MaxConcurrentRequests={MaxConcurrent}",
+            $"--Gateway:MaxQueuedRequests={MaxQueued}",
+            "--Logging:LogLevel:Default=Warning",
+        }) start.ArgumentList.Add(arg);
+        process = Process.Start(start)!;
+        process.OutputDataReceived += (_, e) => { if (e.Data is not null) lock (log) log.AppendLine(e.Data); };
+        process.ErrorDataReceived += (_, e) => { if (e.Data is not null) lock (log) log.AppendLine(e.Data); };
+        process.BeginOutputReadLine();
+        process.BeginErrorReadLine();
+
+        Rest = new HttpClient { BaseAddress = RestAddress, Timeout = TimeSpan.FromSeconds(60) };
+        channel = GrpcChannel.ForAddress(GrpcAddress, new GrpcChannelOptions { MaxSendMessageSize = null });
+        Grpc = new ImageGeneration.ImageGenerationClient(channel);
+
+        // The gateway listens only once the model is loaded and warmed up, so readiness is the first answer.
+        var deadline = DateTime.UtcNow.AddSeconds(90);
+        while (true)
+        {
+            Assert.False(process.HasExited, $"the gateway exited with {(process.HasExited ? process.ExitCode : 0)}:\n{Log}");
+            try
+            {
+                using var ready = await Rest.GetAsync("/healthz/ready");
+                if (ready.StatusCode == HttpStatusCode.OK) break;
+            }
+            catch (HttpRequestException) { }
+            Assert.True(DateTime.UtcNow < deadline, $"the gateway did not become ready in 90 s:\n{Log}");
+            await Task.Delay(200);
+        }
+    }
+
+    public async Task DisposeAsync()
+    {
+        Rest?.Dispose();
+        if (channel is not null) await channel.ShutdownAsync();
+        if (process is { HasExited: false })
+        {
+            process.Kill(entireProcessTree: true);
+            await process.WaitForExitAsync();
+        }
+        process?.Dispose();
+    }
+
+    static int FreePort()
+    {
+        using var listener = new TcpListener(IPAddress.Loopback, 0);
+        listener.Start();
+        return ((IPEndPoint)listener.LocalEndpoint).Port;
+    }
+}
+
+/// <summary>Tests that share one gateway process; they run one after another, so the concurrency gate sees only what a test sends.</summary>
+[CollectionDefinition(Name)]
+public sealed class GatewayCollection : ICollectionFixture<GatewayProcess>
+{
+    public const string Name = "gateway process";
+}
