@@ -1,0 +1,79 @@
+using System.ComponentModel.DataAnnotations;
+
+namespace FractalMesh.LevelService;
+
+/// <summary>
+/// What this level service runs (configuration section <c>Level</c>, validated at start): the checkpoint, the contiguous
+/// range of levels it serves (the pixel head comes with the last level), the device, where the next level lives when the
+/// range stops above the bottom, and the batching limits.
+/// </summary>
+public sealed class LevelOptions : IValidatableObject
+{
+    /// <summary>The configuration section the options are bound from.</summary>
+    public const string Section = "Level";
+
+    /// <summary>A FractalMesh <c>.safetensors</c>, a folder with <c>config.json</c> and <c>checkpoint-last.pth</c>, or an official <c>.pth</c> with <see cref="Preset"/>.</summary>
+    [Required(ErrorMessage = "Level:Model is required: a .safetensors checkpoint, a folder with config.json and checkpoint-last.pth, or an official .pth with Level:Preset")]
+    public string Model { get; set; } = "";
+
+    /// <summary>The preset of an official <c>.pth</c> checkpoint; unused otherwise.</summary>
+    public string? Preset { get; set; }
+
+    /// <summary>The first level served (0 = coarsest); default 0.</summary>
+    [Range(0, 64, ErrorMessage = "Level:FirstLevel must be between 0 and 64")]
+    public int FirstLevel { get; set; }
+
+    /// <summary>The last level served; default: the model's last level (its pixel head is then served too).</summary>
+    [Range(0, 64, ErrorMessage = "Level:LastLevel must be between 0 and 64")]
+    public int? LastLevel { get; set; }
+
+    /// <summary>Where the model runs: <c>cpu</c> (default) or <c>cuda</c>, <c>cuda:N</c>.</summary>
+    [RegularExpression(@"^(cpu|cuda(:\d+)?)$", ErrorMessage = "Level:Device must be cpu, cuda or cuda:N")]
+    public string Device { get; set; } = "cpu";
+
+    /// <summary>
+    /// The next level's replicas when <see cref="LastLevel"/> is above the model's last level: <c>http://host:port</c>
+    /// entries (round-robin) or one <c>dns:///host:port</c>.
+    /// </summary>
+    public string[] NextAddresses { get; set; } = [];
+
+    /// <summary>Deadline of a call to the next level when the incoming call has none; default 120 s.</summary>
+    [Range(1, 86_400, ErrorMessage = "Level:NextTimeoutSeconds must be between 1 and 86400")]
+    public int NextTimeoutSeconds { get; set; } = 120;
+
+    /// <summary>Most rows in one forward pass; a larger request is cut into several. Default 1024.</summary>
+    [Range(1, 1_000_000, ErrorMessage = "Level:MaxBatchRows must be between 1 and 1000000")]
+    public int MaxBatchRows { get; set; } = 1024;
+
+    /// <summary>How long the first waiting rows wait for others to share their forward pass; default 2 ms.</summary>
+    [Range(0, 60_000, ErrorMessage = "Level:MaxWaitMilliseconds must be between 0 and 60000")]
+    public int MaxWaitMilliseconds { get; set; } = 2;
+
+    /// <summary>Most rows waiting; a call that would exceed it is answered RESOURCE_EXHAUSTED. Default 8192.</summary>
+    [Range(1, 100_000_000, ErrorMessage = "Level:MaxQueueRows must be between 1 and 100000000")]
+    public int MaxQueueRows { get; set; } = 8192;
+
+    /// <summary>Batches run at once, each on its own thread (more than 1 overlaps waiting on a remote next level); default 1.</summary>
+    [Range(1, 64, ErrorMessage = "Level:Workers must be between 1 and 64")]
+    public int Workers { get; set; } = 1;
+
+    /// <summary>libtorch intra-op threads; 0 (default) leaves libtorch's choice.</summary>
+    [Range(0, 1024, ErrorMessage = "Level:TorchThreads must be between 0 and 1024")]
+    public int TorchThreads { get; set; }
+
+    /// <summary>Cross-field rules, checked once the fields themselves are valid.</summary>
+    public IEnumerable<ValidationResult> Validate(ValidationContext validationContext)
+    {
+        if (LastLevel is { } last && last < FirstLevel)
+            yield return new($"Level:LastLevel ({last}) is below Level:FirstLevel ({FirstLevel}): the range is contiguous, first to last",
+                [nameof(LastLevel)]);
+        if (MaxQueueRows < MaxBatchRows)
+            yield return new($"Level:MaxQueueRows ({MaxQueueRows}) must be at least Level:MaxBatchRows ({MaxBatchRows})", [nameof(MaxQueueRows)]);
+        if (!string.IsNullOrEmpty(Model) && !File.Exists(Model) && !Directory.Exists(Model))
+            yield return new($"Level:Model: no file or folder at '{Model}'", [nameof(Model)]);
+        foreach (var address in NextAddresses)
+            if (!address.StartsWith("dns:", StringComparison.OrdinalIgnoreCase)
+                && !(Uri.TryCreate(address, UriKind.Absolute, out var uri) && uri.Scheme is "http" or "https"))
+                yield return new($"Level:NextAddresses: '{address}' is not an http://host:port or dns:///host:port address", [nameof(NextAddresses)]);
+    }
+}

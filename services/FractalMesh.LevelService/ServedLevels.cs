@@ -1,0 +1,112 @@
+using FractalMesh.Model.Checkpoints;
+using FractalMesh.Model.Modules;
+using FractalMesh.Model.Sampling;
+using FractalMesh.Rpc;
+using static TorchSharp.torch;
+
+namespace FractalMesh.LevelService;
+
+/// <summary>
+/// The loaded model and the samplers of the levels this service serves, chained in process from the first served level
+/// down to the pixel head or to the next level's remote replicas.
+/// </summary>
+public sealed class ServedLevels : IDisposable
+{
+    readonly FractalModel model;
+    readonly Dictionary<int, IPatchSampler> samplers;
+    readonly RemotePatchSampler? remoteNext;
+
+    ServedLevels(FractalModel model, Device device, int first, int last, Dictionary<int, IPatchSampler> samplers, RemotePatchSampler? remoteNext)
+    {
+        this.model = model;
+        Device = device;
+        First = first;
+        Last = last;
+        this.samplers = samplers;
+        this.remoteNext = remoteNext;
+        Shapes = samplers.Keys.ToDictionary(l => l, l => LevelShape.Of(model.Config, l));
+    }
+
+    /// <summary>Where the model's tensors live.</summary>
+    public Device Device { get; }
+    /// <summary>First and last level served; <see cref="Last"/> equals the model's level count when the pixel head is served.</summary>
+    public int First { get; }
+    public int Last { get; }
+    /// <summary>What each served level expects of its rows.</summary>
+    public IReadOnlyDictionary<int, LevelShape> Shapes { get; }
+
+    /// <summary>The sampler of a served level.</summary>
+    public IPatchSampler SamplerOf(int level) => samplers[level];
+
+    /// <summary>"levels 1..2 and the pixel head" and the like, for logs and errors.</summary>
+    public string Description => (Last == model.Config.Levels, Last - First) switch
+    {
+        (true, 0) => "the pixel head",
+        (true, 1) => $"level {First} and the pixel head",
+        (true, _) => $"levels {First}..{Last - 1} and the pixel head",
+        (false, 0) => $"level {First}",
+        (false, _) => $"levels {First}..{Last}",
+    };
+
+    /// <summary>
+    /// Loads the checkpoint and builds the chain of samplers for <paramref name="options"/>. Throws with the configuration
+    /// key to fix when the range does not fit the model or lacks the next level's address.
+    /// </summary>
+    public static ServedLevels Load(LevelOptions options)
+    {
+        if (options.TorchThreads > 0) set_num_threads(options.TorchThreads);
+        var device = new Device(options.Device);
+        var model = ModelCheckpoint.Open(options.Model, options.Preset, device);
+        try
+        {
+            model.eval();
+            int levels = model.Config.Levels;
+            int first = options.FirstLevel, last = Math.Min(options.LastLevel ?? levels - 1, levels - 1);
+            if (first > levels)
+                throw new InvalidOperationException($"Level:FirstLevel is {first} but the model has levels 0..{levels - 1} and its pixel head ({levels})");
+            if (options.LastLevel > levels)
+                throw new InvalidOperationException($"Level:LastLevel is {options.LastLevel} but the model has levels 0..{levels - 1} and its pixel head ({levels})");
+            var nodes = new List<FractalModel>();
+            for (var node = model; node is not null; node = node.Next) nodes.Add(node);
+
+            var samplers = new Dictionary<int, IPatchSampler>();
+            RemotePatchSampler? remote = null;
+            IPatchSampler next;
+            if (last == levels - 1 || first == levels)
+            {
+                next = FractalSampler.ForPixelHead(model);
+                samplers[levels] = next;
+            }
+            else
+            {
+                if (options.NextAddresses.Length == 0)
+                    throw new InvalidOperationException(
+                        $"Level:NextAddresses is required: this service serves levels {first}..{last} and level {last + 1} runs elsewhere");
+                remote = new RemotePatchSampler(new RemoteLevelOptions
+                {
+                    Addresses = options.NextAddresses,
+                    Level = last + 1,
+                    Timeout = TimeSpan.FromSeconds(options.NextTimeoutSeconds),
+                }, patchSize: nodes[last + 1].Generator.PatchSize);
+                next = remote;
+            }
+            for (int level = Math.Min(last, levels - 1); level >= first; level--)
+            {
+                next = FractalSampler.ForLevel(nodes[level], next);
+                samplers[level] = next;
+            }
+            return new ServedLevels(model, device, first, samplers.Keys.Max(), samplers, remote);
+        }
+        catch
+        {
+            model.Dispose();
+            throw;
+        }
+    }
+
+    public void Dispose()
+    {
+        remoteNext?.Dispose();
+        model.Dispose();
+    }
+}

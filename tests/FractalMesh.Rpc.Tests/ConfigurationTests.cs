@@ -1,0 +1,39 @@
+using Xunit;
+
+namespace FractalMesh.Rpc.Tests;
+
+/// <summary>Bad configuration stops the LevelService at boot with the key to fix.</summary>
+public class ConfigurationTests
+{
+    public static TheoryData<string, string, string> BadSettings => new()
+    {
+        { "Level:LastLevel", "0", "Level:LastLevel" },                   // below FirstLevel=1
+        { "Level:MaxBatchRows", "0", "Level:MaxBatchRows" },
+        { "Level:Device", "tpu", "Level:Device" },
+        { "Level:Model", "/nonexistent/model.safetensors", "Level:Model" },
+    };
+
+    [Theory]
+    [MemberData(nameof(BadSettings))]
+    public async Task ABadSettingFailsAtBootNamingTheKey(string key, string value, string named)
+    {
+        var settings = LevelServiceProcess.LevelOneSettings();
+        settings[key] = value;
+        await using var service = await LevelServiceProcess.StartAsync(settings, waitReady: false);
+        var code = await service.WaitForExitAsync(TimeSpan.FromSeconds(60));
+        Assert.NotEqual(0, code);
+        Assert.Contains(service.Output, l => l.Contains(named));
+    }
+
+    [Fact]
+    public async Task ARangeAboveTheBottomWithoutTheNextAddressFailsNamingTheKey()
+    {
+        var settings = LevelServiceProcess.LevelOneSettings();
+        settings["Level:FirstLevel"] = "0";
+        settings["Level:LastLevel"] = "0";
+        await using var service = await LevelServiceProcess.StartAsync(settings, waitReady: false);
+        var code = await service.WaitForExitAsync(TimeSpan.FromSeconds(60));
+        Assert.NotEqual(0, code);
+        Assert.Contains(service.Output, l => l.Contains("Level:NextAddresses"));
+    }
+}

@@ -1,0 +1,66 @@
+using System.Globalization;
+using System.Text.RegularExpressions;
+using FractalMesh.Model.Sampling;
+using Xunit;
+
+namespace FractalMesh.Rpc.Tests;
+
+/// <summary>Two LevelService processes: level 0 (configured with the other's address) and level 1 with the pixel head.</summary>
+public sealed class LevelChain : IAsyncLifetime
+{
+    public LevelServiceProcess Bottom { get; private set; } = null!;
+    public LevelServiceProcess Top { get; private set; } = null!;
+
+    public async Task InitializeAsync()
+    {
+        Bottom = await LevelServiceProcess.StartAsync(LevelServiceProcess.LevelOneSettings());
+        var top = LevelServiceProcess.LevelOneSettings();
+        top["Level:FirstLevel"] = "0";
+        top["Level:LastLevel"] = "0";
+        top["Level:NextAddresses:0"] = Bottom.Address;
+        Top = await LevelServiceProcess.StartAsync(top);
+    }
+
+    public async Task DisposeAsync()
+    {
+        await Top.DisposeAsync();
+        await Bottom.DisposeAsync();
+    }
+}
+
+/// <summary>The whole image crosses two process boundaries: the test calls level 0, which calls level 1.</summary>
+public class LevelChainTests(LevelChain chain) : IClassFixture<LevelChain>
+{
+    RemotePatchSampler LevelZero(TimeSpan timeout) => new(
+        new RemoteLevelOptions { Addresses = [chain.Top.Address], Level = 0, Timeout = timeout },
+        patchSize: TestModel.Model.Config.ImageSizes[1]);
+
+    [Theory]
+    [InlineData(1f)]
+    [InlineData(2f)]
+    public void LevelZeroServiceCallingLevelOneServiceGivesTheSameBytesAsInProcess(float cfg)
+    {
+        var images = TestModel.Images(2, seed: 300);
+        var options = TestModel.Options(cfg);
+        var local = new FractalSampler(TestModel.Model).Generate(images, options);
+        int lines = chain.Bottom.Output.Count;
+        using var remote = LevelZero(TimeSpan.FromSeconds(60));
+        using var request = TestModel.LevelZeroRequest(images, options);
+        Assert.Equal(local, remote.Sample(request));
+        Assert.Contains(chain.Bottom.Output.Skip(lines), l => l.Contains("level 1: sampling"));   // level 1 ran in the other process
+    }
+
+    [Fact]
+    public void TheCallersDeadlineTravelsDownToTheNextLevel()
+    {
+        var images = TestModel.Images(1, seed: 9);
+        var options = TestModel.Options(1f) with { NumIter = [1, 1] };
+        int lines = chain.Bottom.Output.Count;
+        using var remote = LevelZero(TimeSpan.FromSeconds(20));    // level 0's own default for level 1 is 120 s
+        using var request = TestModel.LevelZeroRequest(images, options);
+        remote.Sample(request);
+        var queued = chain.Bottom.Output.Skip(lines).First(l => l.Contains("level 1: queued"));
+        var left = double.Parse(Regex.Match(queued, @"deadline in ([0-9.]+) s").Groups[1].Value, CultureInfo.InvariantCulture);
+        Assert.InRange(left, 0.1, 20.0);
+    }
+}
