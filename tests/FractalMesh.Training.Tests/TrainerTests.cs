@@ -86,3 +86,26 @@ public class TrainerTests
         Assert.True(report.Png.Mean > 0 && report.WebpLossless.Mean > 0);
     }
 }
+
+public class TrainerLifetimeTests
+{
+    [Fact]
+    public void TrainingStepsLeaveNoLiveTensorsBehind()
+    {
+        using var f = new TrainingFixture();
+        var options = new TrainerOptions
+        {
+            TrainSplit = f.TrainSplit, OutputDir = Path.Combine(f.Folder, "leak"), BatchSize = 8, TotalSteps = 40, WarmupSteps = 2,
+            CheckpointMinutes = 1000, Config = TrainingFixture.Config, MaxStepsThisRun = 5,
+        };
+        using var trainer = new Trainer(options);
+        trainer.Run(CancellationToken.None);                 // optimizer state and gradients exist from here on
+        TorchSharp.DisposeScopeManager.Statistics.Reset();
+        using var more = new Trainer(options with { MaxStepsThisRun = 20 });
+        TorchSharp.DisposeScopeManager.Statistics.Reset();
+        more.Run(CancellationToken.None);
+        long afterTwenty = TorchSharp.DisposeScopeManager.Statistics.ThreadTotalLiveCount;
+        more.Run(CancellationToken.None);
+        Assert.Equal(afterTwenty, TorchSharp.DisposeScopeManager.Statistics.ThreadTotalLiveCount);
+    }
+}
