@@ -136,7 +136,7 @@ public sealed class RowBatcher : IDisposable
 
     /// <summary>Rows can share a forward pass when everything but the rows is equal.</summary>
     static string KeyOf(SamplePatchesRequest header) =>
-        $"{header.Level}/{header.PatchSize}/{header.CondCount}x{header.CondWidth}/{header.Guided}/{header.LinearCfg}/{string.Join(",", header.NumIter)}";
+        $"{header.Level}/{header.PatchSize}/{header.CondCount}x{header.CondWidth}/{header.Guided}/{header.LinearCfg}/{string.Join(",", header.NumIter)}/{header.StartStep}";
 
     void Work()
     {

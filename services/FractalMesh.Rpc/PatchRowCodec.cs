@@ -29,9 +29,6 @@ public static class PatchRowCodec
     {
         int rows = request.Rows, size = request.Size, pixels = size * size;
         if (request.Conds.Length == 0) throw new ArgumentException("a request needs at least one condition", nameof(request));
-        // Refuse rather than silently restart: a resumed request sent without its step would not replay its orders.
-        if (request.StartStep != 0 || request.OriginalKnownMask is not null)
-            throw new NotSupportedException("level.proto carries no resumption point (StartStep, OriginalKnownMask): resume level 0 in process");
         int condCount = request.Conds.Length, condWidth = (int)request.Conds[0].shape[1];
         var message = new SamplePatchesRequest
         {
@@ -41,6 +38,7 @@ public static class PatchRowCodec
             CondWidth = condWidth,
             Guided = request.Guided,
             LinearCfg = request.LinearCfg,
+            StartStep = request.StartStep,
         };
         message.NumIter.AddRange(request.NumIter);
         var conds = RowMajor(request.Conds, rows, condWidth);
@@ -65,6 +63,8 @@ public static class PatchRowCodec
                 for (int i = 0; i < pixels; i++) maskBytes[i] = mask[i] ? (byte)1 : (byte)0;
                 row.KnownMask = ByteString.CopyFrom(maskBytes);
             }
+            if (request.StartStep > 0 && request.OriginalKnownMask is { } original && original.AsSpan(r * pixels, pixels).Contains(true))
+                row.OriginalKnownMask = ByteString.CopyFrom(original.Skip(r * pixels).Take(pixels).Select(b => b ? (byte)1 : (byte)0).ToArray());
             message.Rows.Add(row);
         }
         return message;
@@ -102,6 +102,7 @@ public static class PatchRowCodec
             CondWidth = message.CondWidth,
             Guided = message.Guided,
             LinearCfg = message.LinearCfg,
+            StartStep = message.StartStep,
         };
         header.NumIter.AddRange(message.NumIter);
         return header;
@@ -133,6 +134,7 @@ public static class PatchRowCodec
         }
         if (message.Level < 0) Add("level", $"is {message.Level}, must be 0 or more");
         if (message.PatchSize < 1) Add("patch_size", $"is {message.PatchSize}, must be 1 or more");
+        if (message.StartStep < 0) Add("start_step", $"is {message.StartStep}, must be 0 or more");
         if (message.CondCount < 1) Add("cond_count", $"is {message.CondCount}, must be 1 or more");
         if (message.CondWidth < 1) Add("cond_width", $"is {message.CondWidth}, must be 1 or more");
         for (int i = 0; i < message.NumIter.Count; i++)
@@ -163,6 +165,8 @@ public static class PatchRowCodec
                     Add($"{at}.known_pixels", "is empty but known_mask is set: send both or neither");
                 if (row.KnownMask.Length == 0 && row.KnownPixels.Length != 0)
                     Add($"{at}.known_mask", "is empty but known_pixels is set: send both or neither");
+                if (row.OriginalKnownMask.Length != 0 && (message.StartStep == 0 || row.OriginalKnownMask.Length != pixels))
+                    Add($"{at}.original_known_mask", $"has {row.OriginalKnownMask.Length} bytes, expected patch_size² = {pixels} with start_step > 0, else none");
                 if (!float.IsFinite(row.Cfg)) Add($"{at}.cfg", $"is {row.Cfg}, must be a finite number");
                 if (!float.IsFinite(row.Temperature)) Add($"{at}.temperature", $"is {row.Temperature}, must be a finite number");
                 if (!float.IsFinite(row.FilterThreshold)) Add($"{at}.filter_threshold", $"is {row.FilterThreshold}, must be a finite number");
@@ -197,6 +201,16 @@ public static class PatchRowCodec
             var m = rows[r].KnownMask.Span;
             for (int i = 0; i < pixels; i++) mask[r * pixels + i] = m[i] != 0;
         }
+        bool[]? original = null;
+        if (header.StartStep > 0)
+        {
+            original = new bool[n * pixels];
+            for (int r = 0; r < n; r++)
+            {
+                var m = rows[r].OriginalKnownMask.Span;
+                for (int i = 0; i < m.Length && i < pixels; i++) original[r * pixels + i] = m[i] != 0;
+            }
+        }
         var conds = Conditions(rows, count, width, device, partner: false);
         var nullConds = header.Guided ? Conditions(rows, count, width, device, partner: true) : null;
         return new PatchRequest
@@ -212,6 +226,8 @@ public static class PatchRowCodec
             NumIter = header.NumIter.ToArray(),
             Streams = rows.Select(r => new RowStream(r.Stream)).ToArray(),
             LinearCfg = header.LinearCfg,
+            StartStep = header.StartStep,
+            OriginalKnownMask = original,
         };
     }
 

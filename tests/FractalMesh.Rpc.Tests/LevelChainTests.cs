@@ -63,4 +63,32 @@ public class LevelChainTests(LevelChain chain) : IClassFixture<LevelChain>
         var left = double.Parse(Regex.Match(queued, @"deadline in ([0-9.]+) s").Groups[1].Value, CultureInfo.InvariantCulture);
         Assert.InRange(left, 0.1, 20.0);
     }
+
+    [Fact]
+    public void ALevelZeroServiceResumedFromAPartialImageGivesTheSameBytes()
+    {
+        var images = TestModel.Images(2, seed: 77);
+        var options = TestModel.Options(2f);
+        LevelStep? checkpoint = null;
+        var local = new FractalSampler(TestModel.Model).Generate(images, options, step => { if (step.Step == 1) checkpoint = step; });
+        using var remote = LevelZero(TimeSpan.FromSeconds(60));
+        using var fresh = TestModel.LevelZeroRequest(images, options);
+        using var resumed = new PatchRequest
+        {
+            Conds = fresh.Conds.Select(c => c.clone()).ToArray(),
+            NullConds = fresh.NullConds?.Select(c => c.clone()).ToArray(),
+            Size = fresh.Size,
+            KnownPixels = checkpoint!.Value.Partial,
+            KnownMask = checkpoint.Value.Done,
+            Cfg = fresh.Cfg,
+            Temperature = fresh.Temperature,
+            FilterThreshold = fresh.FilterThreshold,
+            NumIter = fresh.NumIter,
+            Streams = fresh.Streams,
+            LinearCfg = fresh.LinearCfg,
+            StartStep = 2,
+            OriginalKnownMask = fresh.KnownMask,
+        };
+        Assert.Equal(local, remote.Sample(resumed));
+    }
 }

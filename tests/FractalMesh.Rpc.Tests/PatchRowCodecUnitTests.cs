@@ -99,16 +99,25 @@ public class PatchRowCodecUnitTests
     }
 
     [Fact]
-    public void AResumedRequestIsRefusedRatherThanRestarted()
+    public void AResumptionPointSurvivesTheWire()
     {
         using var request = Request(guided: false);
+        var original = new bool[request.KnownMask.Length];
+        original[3] = true;
         using var resumed = new PatchRequest
         {
             Conds = request.Conds, Size = request.Size, KnownPixels = request.KnownPixels, KnownMask = request.KnownMask,
             Cfg = request.Cfg, Temperature = request.Temperature, FilterThreshold = request.FilterThreshold,
-            NumIter = request.NumIter, Streams = request.Streams, StartStep = 2, OriginalKnownMask = new bool[request.KnownMask.Length],
+            NumIter = request.NumIter, Streams = request.Streams, StartStep = 2, OriginalKnownMask = original,
         };
-        Assert.Throws<NotSupportedException>(() => PatchRowCodec.ToMessage(resumed, level: 0));
+        var message = PatchRowCodec.ToMessage(resumed, level: 0);
+        Assert.Equal(2, message.StartStep);
+        using var back = PatchRowCodec.ToPatchRequest(message);
+        Assert.Equal(2, back.StartStep);
+        Assert.Equal(original, back.OriginalKnownMask);
+        message.StartStep = 0;
+        var e = Assert.Throws<Grpc.Core.RpcException>(() => PatchRowCodec.Validate(message));
+        Assert.Contains("original_known_mask", e.Status.Detail);
     }
 
     [Fact]
