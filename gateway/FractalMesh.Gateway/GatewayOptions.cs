@@ -52,8 +52,48 @@ public sealed class GatewayOptions : IValidatableObject
     [Required(ErrorMessage = "Gateway:{0} is required")]
     public string RestUrl { get; set; } = "http://localhost:5081";
 
+    /// <summary>
+    /// Where job state lives: a StackExchange.Redis connection string (e.g. <c>localhost:6379</c>) shared by every gateway
+    /// replica, or empty (the default) for the embedded mode's in-memory store, which dies with the process.
+    /// </summary>
+    public string? Redis { get; set; }
+
+    /// <summary>Prefix of every Redis key the gateway writes; replicas that share jobs share it. Default fm.</summary>
+    [RegularExpression("^[A-Za-z0-9_.-]{1,32}$", ErrorMessage = "Gateway:RedisKeyPrefix must be 1 to 32 characters of A-Z, a-z, 0-9, _ . -")]
+    public string RedisKeyPrefix { get; set; } = "fm";
+
+    /// <summary>This replica's name in job leases and events; default host name, process id and a random suffix.</summary>
+    [RegularExpression("^[A-Za-z0-9_.:-]{1,64}$", ErrorMessage = "Gateway:ReplicaId must be 1 to 64 characters of A-Z, a-z, 0-9, _ . : -")]
+    public string? ReplicaId { get; set; }
+
+    /// <summary>
+    /// Life of a job's owner lease without renewal (renewed every third of it, at least twice a second): after a gateway
+    /// dies, another replica takes its jobs over within about this long. Default 15 s.
+    /// </summary>
+    [Range(0.5, 3600, ErrorMessage = RangeMessage)]
+    public double JobLeaseSeconds { get; set; } = 15;
+
+    /// <summary>Jobs generating at once on this replica; default 1 (independent of <see cref="MaxConcurrentRequests"/>).</summary>
+    [Range(1, 64, ErrorMessage = RangeMessage)]
+    public int MaxRunningJobs { get; set; } = 1;
+
+    /// <summary>Jobs waiting on this replica; beyond this SubmitJob answers RESOURCE_EXHAUSTED (HTTP 429). Default 64.</summary>
+    [Range(1, 100_000, ErrorMessage = RangeMessage)]
+    public int MaxQueuedJobs { get; set; } = 64;
+
+    /// <summary>How long a job's state is kept (the TTL of its Redis keys; finished jobs in memory); default 60 minutes.</summary>
+    [Range(1, 60 * 24 * 30, ErrorMessage = RangeMessage)]
+    public int JobRetentionMinutes { get; set; } = 60;
+
     public IEnumerable<ValidationResult> Validate(ValidationContext context)
     {
+        if (!string.IsNullOrWhiteSpace(Redis))
+        {
+            string? problem = null;
+            try { StackExchange.Redis.ConfigurationOptions.Parse(Redis); }
+            catch (Exception e) when (e is ArgumentException or FormatException or NotSupportedException) { problem = e.Message; }
+            if (problem is not null) yield return new ValidationResult($"Gateway:Redis: '{Redis}' is not a Redis connection string: {problem}", [nameof(Redis)]);
+        }
         if (MaxImageBytes > MaxRequestBytes)
             yield return new ValidationResult($"Gateway:MaxImageBytes ({MaxImageBytes}) exceeds Gateway:MaxRequestBytes ({MaxRequestBytes})",
                 [nameof(MaxImageBytes)]);

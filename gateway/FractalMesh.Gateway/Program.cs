@@ -1,7 +1,7 @@
 using FractalMesh.Gateway.Extensions;
 using FractalMesh.Gateway.Services;
 
-// The public gateway (DESIGN.md §3): gRPC ImageGeneration plus its REST bridge, every level in this process by default.
+// The public gateway (DESIGN.md §3): gRPC ImageGeneration and Jobs plus their REST bridge, every level in this process by default.
 // appsettings.json sits beside the dll; relative paths in the configuration (Gateway:ModelPath) are read from the working directory.
 var builder = WebApplication.CreateBuilder(new WebApplicationOptions { Args = args, ContentRootPath = AppContext.BaseDirectory });
 
@@ -9,10 +9,12 @@ builder.AddGatewayOptions();
 builder.AddGatewayEndpoints();
 builder.Services.AddEmbeddedImageGeneration();
 builder.Services.AddImageGenerationApi();
+builder.Services.AddJobs();
 
 var app = builder.Build();
 
 app.MapGrpcService<ImageGenerationService>();
+app.MapGrpcService<JobService>();
 app.MapGatewayHealth();
 
 app.Run();

@@ -5,14 +5,20 @@ namespace FractalMesh.Jobs;
 /// <summary>
 /// Redis when it is there, memory always (DESIGN.md §4: "Redis unavailable means degraded, never wrong"). Every write goes
 /// to this process's memory and, best effort, to Redis; while Redis is away the store is <see cref="Degraded"/>, jobs keep
-/// running without durable checkpoints, and writes reach Redis again as soon as it answers.
+/// running without durable checkpoints, and writes reach Redis again as soon as it answers. Reads prefer Redis (the state
+/// every replica shares) and fall back to memory.
 /// </summary>
 public sealed class DegradableJobStore(IJobStore redis, InMemoryJobStore local) : IJobStore
 {
     volatile bool degraded;
+    readonly Lock gate = new();
+    readonly HashSet<string> unsynced = new();
 
     /// <summary>True after a Redis call failed and until one succeeds.</summary>
     public bool Degraded => degraded;
+
+    /// <summary>Jobs whose record or checkpoint Redis missed while it was away (<see cref="SyncAsync"/> writes them).</summary>
+    public int Unsynced { get { lock (gate) return unsynced.Count; } }
 
     async Task<T> Redis<T>(Func<Task<T>> call, T whenDown)
     {
@@ -29,7 +35,42 @@ public sealed class DegradableJobStore(IJobStore redis, InMemoryJobStore local) 
         }
     }
 
-    Task Redis(Func<Task> call) => Redis(async () => { await call(); return true; }, false);
+    Task<bool> Redis(Func<Task> call) => Redis(async () => { await call(); return true; }, false);
+
+    /// <summary>Remembers a job whose write did not reach Redis, so that <see cref="SyncAsync"/> can repair it.</summary>
+    async Task WriteThrough(string id, Func<Task> call)
+    {
+        if (await Redis(call)) return;
+        lock (gate) unsynced.Add(id);
+    }
+
+    /// <summary>Asks <see cref="SyncAsync"/> to write this job's record and checkpoint again (after Redis came back, maybe empty).</summary>
+    public void MarkUnsynced(string id)
+    {
+        lock (gate) unsynced.Add(id);
+    }
+
+    /// <summary>
+    /// Copies the latest record and checkpoint of every job written while Redis was away back to Redis, so that a job
+    /// that moved on (or finished) during an outage is not seen there as it was before (and taken over for nothing).
+    /// </summary>
+    public async Task SyncAsync(CancellationToken cancel = default)
+    {
+        string[] pending;
+        lock (gate) pending = unsynced.ToArray();
+        foreach (var id in pending)
+        {
+            var job = await local.GetAsync(id, cancel);
+            var checkpoint = await local.LoadCheckpointAsync(id, cancel);
+            bool written = await Redis(async () =>
+            {
+                if (checkpoint is not null) await redis.SaveCheckpointAsync(id, checkpoint, cancel);
+                if (job is not null) await redis.UpdateAsync(job, cancel);
+            });
+            if (!written) return;
+            lock (gate) unsynced.Remove(id);
+        }
+    }
 
     public async Task<(JobRecord Job, bool Created)> CreateAsync(JobRecord job, string? idempotencyKey, CancellationToken cancel = default)
     {
@@ -38,37 +79,38 @@ public sealed class DegradableJobStore(IJobStore redis, InMemoryJobStore local) 
         {
             return existing; // another submit (maybe on another replica) already created it
         }
+        if (shared is null) lock (gate) unsynced.Add(job.Id);
         return await local.CreateAsync(job, idempotencyKey, cancel);
     }
 
     public async Task<JobRecord?> GetAsync(string id, CancellationToken cancel = default) =>
-        await local.GetAsync(id, cancel) ?? await Redis(() => redis.GetAsync(id, cancel), null);
+        await Redis(() => redis.GetAsync(id, cancel), null) ?? await local.GetAsync(id, cancel);
 
     public async Task UpdateAsync(JobRecord job, CancellationToken cancel = default)
     {
         await local.UpdateAsync(job, cancel);
-        await Redis(() => redis.UpdateAsync(job, cancel));
+        await WriteThrough(job.Id, () => redis.UpdateAsync(job, cancel));
     }
 
     public async Task SaveCheckpointAsync(string id, JobCheckpoint checkpoint, CancellationToken cancel = default)
     {
         await local.SaveCheckpointAsync(id, checkpoint, cancel);
-        await Redis(() => redis.SaveCheckpointAsync(id, checkpoint, cancel));
+        await WriteThrough(id, () => redis.SaveCheckpointAsync(id, checkpoint, cancel));
     }
 
     public async Task<JobCheckpoint?> LoadCheckpointAsync(string id, CancellationToken cancel = default) =>
         await Redis(() => redis.LoadCheckpointAsync(id, cancel), null) ?? await local.LoadCheckpointAsync(id, cancel);
 
-    public async Task AppendEventAsync(string id, JobEvent evt, CancellationToken cancel = default)
+    /// <summary>Redis assigns the id; the copy in memory keeps it, so a watcher's position survives a switch to memory.</summary>
+    public async Task<string> AppendEventAsync(string id, JobEvent evt, CancellationToken cancel = default)
     {
-        await local.AppendEventAsync(id, evt, cancel);
-        await Redis(() => redis.AppendEventAsync(id, evt, cancel));
+        string? shared = await Redis<string?>(async () => await redis.AppendEventAsync(id, evt, cancel), null);
+        return await local.AppendEventAsync(id, evt with { Id = shared ?? "" }, cancel);
     }
 
     public async Task<IReadOnlyList<JobEvent>> ReadEventsAsync(string id, string? afterId, TimeSpan wait, CancellationToken cancel = default) =>
-        await local.GetAsync(id, cancel) is not null
-            ? await local.ReadEventsAsync(id, afterId, wait, cancel)
-            : await Redis(() => redis.ReadEventsAsync(id, afterId, wait, cancel), []);
+        await Redis<IReadOnlyList<JobEvent>?>(async () => await redis.ReadEventsAsync(id, afterId, wait, cancel), null)
+            ?? await local.ReadEventsAsync(id, afterId, wait, cancel);
 
     public async Task<bool> TryLeaseAsync(string id, string owner, TimeSpan ttl, CancellationToken cancel = default)
     {
@@ -83,6 +125,7 @@ public sealed class DegradableJobStore(IJobStore redis, InMemoryJobStore local) 
         await Redis(() => redis.ReleaseLeaseAsync(id, owner, cancel));
     }
 
+    /// <summary>Only from Redis: without it no replica can tell another's job from an orphan, so none is taken over.</summary>
     public Task<IReadOnlyList<string>> OrphanedJobsAsync(CancellationToken cancel = default) =>
         Redis(() => redis.OrphanedJobsAsync(cancel), (IReadOnlyList<string>)[]);
 

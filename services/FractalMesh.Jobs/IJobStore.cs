@@ -14,7 +14,8 @@ public interface IJobStore
     Task SaveCheckpointAsync(string id, JobCheckpoint checkpoint, CancellationToken cancel = default);
     Task<JobCheckpoint?> LoadCheckpointAsync(string id, CancellationToken cancel = default);
 
-    Task AppendEventAsync(string id, JobEvent evt, CancellationToken cancel = default);
+    /// <summary>Appends an event and returns its id (<see cref="EventIds"/>: Redis stream ids, or ids of the same shape in memory).</summary>
+    Task<string> AppendEventAsync(string id, JobEvent evt, CancellationToken cancel = default);
     /// <summary>Events after <paramref name="afterId"/> (null: from the start), waiting up to <paramref name="wait"/> for new ones.</summary>
     Task<IReadOnlyList<JobEvent>> ReadEventsAsync(string id, string? afterId, TimeSpan wait, CancellationToken cancel = default);
 

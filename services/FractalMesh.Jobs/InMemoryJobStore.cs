@@ -14,7 +14,6 @@ public sealed class InMemoryJobStore(TimeProvider? clock = null, TimeSpan? reten
     readonly Dictionary<string, List<JobEvent>> events = new();
     readonly Dictionary<string, (string Owner, DateTimeOffset Until)> leases = new();
     readonly HashSet<string> cancels = new();
-    long nextEvent;
 
     public Task<(JobRecord Job, bool Created)> CreateAsync(JobRecord job, string? idempotencyKey, CancellationToken cancel = default)
     {
@@ -69,14 +68,26 @@ public sealed class InMemoryJobStore(TimeProvider? clock = null, TimeSpan? reten
         lock (gate) return Task.FromResult(checkpoints.GetValueOrDefault(id));
     }
 
-    public Task AppendEventAsync(string id, JobEvent evt, CancellationToken cancel = default)
+    /// <summary>
+    /// Appends with the event's own id when it has one that comes after the last (a copy of what Redis assigned), else
+    /// with a new <c>ms-seq</c> id after the last one, as Redis would make it.
+    /// </summary>
+    public Task<string> AppendEventAsync(string id, JobEvent evt, CancellationToken cancel = default)
     {
         lock (gate)
         {
             if (!events.TryGetValue(id, out var list)) events[id] = list = [];
-            list.Add(evt with { Id = (++nextEvent).ToString("D12") });
+            string? last = list.Count > 0 ? list[^1].Id : null;
+            string eventId = evt.Id;
+            if (!EventIds.TryParse(eventId, out _) || !EventIds.IsAfter(eventId, last))
+            {
+                long now = time.GetUtcNow().ToUnixTimeMilliseconds();
+                EventIds.TryParse(last, out var previous);
+                eventId = now > previous.Ms ? EventIds.Format(now, 0) : EventIds.Format(previous.Ms, previous.Seq + 1);
+            }
+            list.Add(evt with { Id = eventId });
+            return Task.FromResult(eventId);
         }
-        return Task.CompletedTask;
     }
 
     public async Task<IReadOnlyList<JobEvent>> ReadEventsAsync(string id, string? afterId, TimeSpan wait, CancellationToken cancel = default)
@@ -88,7 +99,7 @@ public sealed class InMemoryJobStore(TimeProvider? clock = null, TimeSpan? reten
             lock (gate)
             {
                 found = events.TryGetValue(id, out var list)
-                    ? list.Where(e => afterId is null || string.CompareOrdinal(e.Id, afterId) > 0).ToList()
+                    ? list.Where(e => EventIds.IsAfter(e.Id, afterId)).ToList()
                     : [];
             }
             if (found.Count > 0 || time.GetUtcNow() >= deadline) return found;

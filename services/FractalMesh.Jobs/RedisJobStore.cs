@@ -94,15 +94,17 @@ public sealed class RedisJobStore(IConnectionMultiplexer redis, TimeSpan ttl, st
         return new JobCheckpoint((int)step, (byte[])entries["pixels"]!, ((byte[])entries["done"]!).Select(b => b != 0).ToArray());
     }
 
-    public async Task AppendEventAsync(string id, JobEvent evt, CancellationToken cancel = default)
+    public async Task<string> AppendEventAsync(string id, JobEvent evt, CancellationToken cancel = default)
     {
         var key = keys.Events(id);
-        await Db.StreamAddAsync(key, "e", JsonSerializer.Serialize(evt with { Id = "" }, Json), maxLength: 1000, useApproximateMaxLength: true);
+        var added = await Db.StreamAddAsync(key, "e", JsonSerializer.Serialize(evt with { Id = "" }, Json), maxLength: 1000, useApproximateMaxLength: true);
         await Db.KeyExpireAsync(key, ttl);
+        return added!;
     }
 
     public async Task<IReadOnlyList<JobEvent>> ReadEventsAsync(string id, string? afterId, TimeSpan wait, CancellationToken cancel = default)
     {
+        if (afterId is not null && !EventIds.TryParse(afterId, out _)) throw new ArgumentException($"'{afterId}' is not an event id (ms-seq)", nameof(afterId));
         // StackExchange.Redis multiplexes one connection and so does not issue blocking XREAD: poll briefly instead.
         var deadline = DateTime.UtcNow + wait;
         while (true)

@@ -8,7 +8,8 @@ namespace FractalMesh.LevelService;
 /// turns SERVING when the model is in memory; then starts the batcher. A model that cannot be loaded stops the process
 /// with exit code 1 and the reason in the log.
 /// </summary>
-public sealed class ModelLoader(IOptions<LevelOptions> options, RowBatcher batcher, IHostApplicationLifetime lifetime, ILogger<ModelLoader> logger)
+public sealed class ModelLoader(IOptions<LevelOptions> options, RowBatcher batcher, LevelTelemetry telemetry, IHostApplicationLifetime lifetime,
+    ILogger<ModelLoader> logger)
     : BackgroundService, IHealthCheck
 {
     volatile ServedLevels? served;
@@ -22,7 +23,7 @@ public sealed class ModelLoader(IOptions<LevelOptions> options, RowBatcher batch
         try
         {
             logger.LogInformation("loading {Model} on {Device}", o.Model, o.Device);
-            var levels = ServedLevels.Load(o);
+            var levels = ServedLevels.Load(o, telemetry);
             batcher.Start(levels);
             served = levels;
             logger.LogInformation("ready: serving {Levels}", levels.Description);

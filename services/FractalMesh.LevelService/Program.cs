@@ -1,8 +1,11 @@
 using FractalMesh.LevelService.Extensions;
+using FractalMesh.Observability;
 
-// One fractal level (or a contiguous range of levels) as a gRPC service (DESIGN.md §3): configuration section "Level".
+// One fractal level (or a contiguous range of levels) as a gRPC service (DESIGN.md §3): configuration section "Level";
+// traces and metrics (section "Observability", Prometheus /metrics on Observability:MetricsUrl) through OpenTelemetry.
 var builder = WebApplication.CreateBuilder(args);
 builder.AddLevelService();
+builder.AddFractalMeshTelemetry(serviceName: "fractalmesh-level-service");
 
 var app = builder.Build();
 app.MapLevelService();

@@ -27,11 +27,14 @@ public sealed class RowBatcher : IDisposable
         public required DateTime Deadline;
         public required CancellationToken Cancel;
         public required long ArrivedTicks;
+        /// <summary>The span of the call the rows came with (ASP.NET Core's, continuing the caller's trace), or default.</summary>
+        public required ActivityContext Caller;
         public readonly TaskCompletionSource<byte[]> Done = new(TaskCreationOptions.RunContinuationsAsynchronously);
         public LinkedListNode<Segment>? Node;
     }
 
     readonly LevelOptions options;
+    readonly LevelTelemetry telemetry;
     readonly ILogger<RowBatcher> logger;
     readonly object gate = new();
     readonly LinkedList<Segment> queue = new();
@@ -40,10 +43,12 @@ public sealed class RowBatcher : IDisposable
     bool stopping;
     ServedLevels? levels;
 
-    public RowBatcher(IOptions<LevelOptions> options, ILogger<RowBatcher> logger)
+    public RowBatcher(IOptions<LevelOptions> options, LevelTelemetry telemetry, ILogger<RowBatcher> logger)
     {
         this.options = options.Value;
+        this.telemetry = telemetry;
         this.logger = logger;
+        telemetry.ObserveQueue(() => QueuedRows);
     }
 
     /// <summary>Rows waiting now.</summary>
@@ -73,11 +78,15 @@ public sealed class RowBatcher : IDisposable
     {
         int rows = request.Rows.Count;
         if (rows > options.MaxQueueRows)
+        {
+            telemetry.Rejected(request.Level);
             throw new RpcException(new Status(StatusCode.ResourceExhausted,
                 $"the call has {rows} rows but at most {options.MaxQueueRows} may wait (Level:MaxQueueRows): split it"));
+        }
         var header = PatchRowCodec.HeaderOf(request);
         string key = KeyOf(header);
         long now = Stopwatch.GetTimestamp();
+        var caller = Activity.Current?.Context ?? default;
         var segments = new List<Segment>();
         for (int start = 0; start < rows; start += options.MaxBatchRows)
             segments.Add(new Segment
@@ -88,14 +97,18 @@ public sealed class RowBatcher : IDisposable
                 Deadline = deadline,
                 Cancel = cancel,
                 ArrivedTicks = now,
+                Caller = caller,
             });
         int waiting;
         lock (gate)
         {
             if (stopping) throw new RpcException(new Status(StatusCode.Unavailable, "the level service is shutting down"));
             if (queuedRows + rows > options.MaxQueueRows)
+            {
+                telemetry.Rejected(request.Level);
                 throw new RpcException(new Status(StatusCode.ResourceExhausted,
                     $"level {request.Level} is busy: {queuedRows} rows wait and the queue holds {options.MaxQueueRows} (Level:MaxQueueRows); retry later"));
+            }
             foreach (var s in segments) s.Node = queue.AddLast(s);
             queuedRows += rows;
             waiting = queuedRows;
@@ -195,6 +208,13 @@ public sealed class RowBatcher : IDisposable
         var header = live[0].Header;
         var rows = live.SelectMany(s => s.Rows).ToList();
         var deadline = live.Max(s => s.Deadline);
+        telemetry.BatchTaken(header.Level, live.Count, Stopwatch.GetElapsedTime(live.Min(s => s.ArrivedTicks)));
+        // One span for the shared forward pass: a child of the first call's span, linked to the others' (a span has one parent).
+        using var batchSpan = LevelTelemetry.Source.StartActivity("level.batch", ActivityKind.Internal, live[0].Caller,
+            links: live.Skip(1).Where(s => s.Caller != default).Select(s => new ActivityLink(s.Caller)));
+        batchSpan?.SetTag(LevelTelemetry.LevelTag, header.Level);
+        batchSpan?.SetTag("fractalmesh.batch.rows", rows.Count);
+        batchSpan?.SetTag("fractalmesh.batch.calls", live.Count);
         using var everyoneGone = new AllCancelled(live.Select(s => s.Cancel));
         logger.LogDebug("level {Level}: sampling {Rows} rows of {Calls} calls", header.Level, rows.Count, live.Count);
         try
@@ -221,6 +241,7 @@ public sealed class RowBatcher : IDisposable
         }
         catch (Exception e)
         {
+            batchSpan?.SetStatus(ActivityStatusCode.Error, e.Message);
             if (e is not RpcException) logger.LogError(e, "level {Level}: a batch of {Rows} rows failed", header.Level, rows.Count);
             foreach (var s in live) s.Done.TrySetException(e);
         }

@@ -50,9 +50,10 @@ public sealed class ServedLevels : IDisposable
 
     /// <summary>
     /// Loads the checkpoint and builds the chain of samplers for <paramref name="options"/>. Throws with the configuration
-    /// key to fix when the range does not fit the model or lacks the next level's address.
+    /// key to fix when the range does not fit the model or lacks the next level's address. With <paramref name="telemetry"/>,
+    /// every served level (the pixel head included) records its spans and step latencies.
     /// </summary>
-    public static ServedLevels Load(LevelOptions options)
+    public static ServedLevels Load(LevelOptions options, LevelTelemetry? telemetry = null)
     {
         if (options.TorchThreads > 0) set_num_threads(options.TorchThreads);
         var device = new Device(options.Device);
@@ -71,10 +72,11 @@ public sealed class ServedLevels : IDisposable
 
             var samplers = new Dictionary<int, IPatchSampler>();
             RemotePatchSampler? remote = null;
+            IPatchSampler Timed(IPatchSampler sampler, int level) => telemetry is null ? sampler : new TimedPatchSampler(sampler, level, telemetry);
             IPatchSampler next;
             if (last == levels - 1 || first == levels)
             {
-                next = FractalSampler.ForPixelHead(model);
+                next = Timed(FractalSampler.ForPixelHead(model), levels);
                 samplers[levels] = next;
             }
             else
@@ -92,7 +94,7 @@ public sealed class ServedLevels : IDisposable
             }
             for (int level = Math.Min(last, levels - 1); level >= first; level--)
             {
-                next = FractalSampler.ForLevel(nodes[level], next);
+                next = Timed(FractalSampler.ForLevel(nodes[level], next), level);
                 samplers[level] = next;
             }
             return new ServedLevels(model, device, first, samplers.Keys.Max(), samplers, remote);

@@ -28,6 +28,11 @@ public sealed record RemoteLevelOptions
     public TimeSpan BreakerSamplingDuration { get; init; } = TimeSpan.FromSeconds(30);
     /// <summary>Circuit breaker: how long it stays open before letting a trial call through; default 5 s.</summary>
     public TimeSpan BreakDuration { get; init; } = TimeSpan.FromSeconds(5);
+    /// <summary>
+    /// How often a <c>dns:///</c> address is resolved again, so that replicas added by scaling (docker compose --scale, a
+    /// HorizontalPodAutoscaler) get calls without waiting for a connection to fail; default 15 s.
+    /// </summary>
+    public TimeSpan DnsRefreshInterval { get; init; } = TimeSpan.FromSeconds(15);
     /// <summary>Largest message sent or received; default 64 MiB.</summary>
     public int MaxMessageBytes { get; init; } = 64 << 20;
 }

@@ -170,6 +170,7 @@ public sealed class RemotePatchSampler : IPatchSampler, IDisposable
         {
             if (options.Addresses.Count > 1) throw new ArgumentException($"a dns: address stands alone; got {options.Addresses.Count} addresses", nameof(options));
             channelOptions.Credentials = ChannelCredentials.Insecure;
+            channelOptions.ServiceProvider = new Resolvers(new DnsResolverFactory(options.DnsRefreshInterval));
             return (GrpcChannel.ForAddress(first, channelOptions), 1);
         }
         var uris = options.Addresses.Select(a => Uri.TryCreate(a, UriKind.Absolute, out var u) && u.Scheme is "http" or "https"
@@ -181,7 +182,7 @@ public sealed class RemotePatchSampler : IPatchSampler, IDisposable
         return (GrpcChannel.ForAddress($"static:///level-{options.Level}", channelOptions), replicas.Length);
     }
 
-    /// <summary>The only service the channel asks its provider for here: the static list's resolver.</summary>
+    /// <summary>The only service the channel asks its provider for here: the resolver (a static list, or DNS with a refresh interval).</summary>
     sealed class Resolvers(ResolverFactory factory) : IServiceProvider
     {
         public object? GetService(Type serviceType) =>

@@ -12,8 +12,9 @@ namespace FractalMesh.Gateway.Tests;
 /// <summary>
 /// A real gateway process on loopback, started from the built dll with the tiny reference model on two free ports
 /// (gRPC over HTTP/2, REST over HTTP/1.1), shared by the tests of <see cref="GatewayCollection"/> and killed at the end.
+/// Fault tests start their own with extra settings (<see cref="StartAsync"/>) and kill them with SIGKILL (<see cref="Kill"/>).
 /// </summary>
-public sealed class GatewayProcess : IAsyncLifetime
+public sealed class GatewayProcess : IAsyncLifetime, IAsyncDisposable
 {
     /// <summary>The limits the tests probe: small enough to exceed cheaply.</summary>
     public const int MaxImagesPerRequest = 8, MaxImageBytes = 16 * 1024, MaxRequestBytes = 64 * 1024, MaxConcurrent = 1, MaxQueued = 2;
@@ -24,12 +25,28 @@ public sealed class GatewayProcess : IAsyncLifetime
         .Single(a => a.Key == "GatewayDll").Value!;
 
     readonly StringBuilder log = new();
+    readonly string[] settings;
     Process? process;
     GrpcChannel? channel;
+
+    public GatewayProcess() : this([]) { }
+
+    /// <param name="settings">Extra <c>--Gateway:Key=value</c> arguments; they come last, so they override the defaults.</param>
+    GatewayProcess(IEnumerable<string> settings) => this.settings = settings.ToArray();
+
+    /// <summary>Starts a gateway with extra settings and waits until it is ready.</summary>
+    public static async Task<GatewayProcess> StartAsync(params string[] settings)
+    {
+        var gateway = new GatewayProcess(settings);
+        try { await gateway.InitializeAsync(); }
+        catch { await gateway.DisposeAsync(); throw; }
+        return gateway;
+    }
 
     public Uri GrpcAddress { get; private set; } = null!;
     public Uri RestAddress { get; private set; } = null!;
     public ImageGeneration.ImageGenerationClient Grpc { get; private set; } = null!;
+    public FractalMesh.Protos.Api.Jobs.JobsClient Jobs { get; private set; } = null!;
     public HttpClient Rest { get; private set; } = null!;
 
     /// <summary>What the gateway printed so far, for failure messages.</summary>
@@ -49,8 +66,8 @@ public sealed class GatewayProcess : IAsyncLifetime
             RedirectStandardError = true,
             UseShellExecute = false,
         };
-        foreach (var arg in new[]
-        {
+        string[] args =
+        [
             GatewayDll,
             $"--Gateway:ModelPath={ModelFolder}",
             $"--Gateway:GrpcUrl={GrpcAddress}",
@@ -61,7 +78,9 @@ public sealed class GatewayProcess : IAsyncLifetime
             $"--Gateway:MaxConcurrentRequests={MaxConcurrent}",
             $"--Gateway:MaxQueuedRequests={MaxQueued}",
             "--Logging:LogLevel:Default=Warning",
-        }) start.ArgumentList.Add(arg);
+            .. settings,
+        ];
+        foreach (var arg in args) start.ArgumentList.Add(arg);
         process = Process.Start(start)!;
         process.OutputDataReceived += (_, e) => { if (e.Data is not null) lock (log) log.AppendLine(e.Data); };
         process.ErrorDataReceived += (_, e) => { if (e.Data is not null) lock (log) log.AppendLine(e.Data); };
@@ -71,6 +90,7 @@ public sealed class GatewayProcess : IAsyncLifetime
         Rest = new HttpClient { BaseAddress = RestAddress, Timeout = TimeSpan.FromSeconds(60) };
         channel = GrpcChannel.ForAddress(GrpcAddress, new GrpcChannelOptions { MaxSendMessageSize = null });
         Grpc = new ImageGeneration.ImageGenerationClient(channel);
+        Jobs = new FractalMesh.Protos.Api.Jobs.JobsClient(channel);
 
         // The gateway listens only once the model is loaded and warmed up, so readiness is the first answer.
         var deadline = DateTime.UtcNow.AddSeconds(90);
@@ -87,6 +107,25 @@ public sealed class GatewayProcess : IAsyncLifetime
             await Task.Delay(200);
         }
     }
+
+    /// <summary>kill -9: the process gets no chance to release leases or flush anything.</summary>
+    public void Kill()
+    {
+        if (process is { HasExited: false })
+        {
+            process.Kill(); // SIGKILL on Unix
+            process.WaitForExit();
+        }
+    }
+
+    /// <summary>The readiness endpoint's status code and JSON body.</summary>
+    public async Task<(HttpStatusCode Status, string Body)> ReadinessAsync()
+    {
+        using var response = await Rest.GetAsync("/healthz/ready");
+        return (response.StatusCode, await response.Content.ReadAsStringAsync());
+    }
+
+    ValueTask IAsyncDisposable.DisposeAsync() => new(DisposeAsync());
 
     public async Task DisposeAsync()
     {

@@ -11,6 +11,9 @@ public sealed class GatewayStartupTests
     [InlineData("--Gateway:MaxImagesPerRequest=0", "Gateway:MaxImagesPerRequest")]
     [InlineData("--Gateway:RestUrl=ftp://localhost:1", "Gateway:RestUrl")]
     [InlineData("--Gateway:Device=tpu", "Gateway:Device")]
+    [InlineData("--Gateway:JobLeaseSeconds=0", "Gateway:JobLeaseSeconds")]
+    [InlineData("--Gateway:MaxQueuedJobs=0", "Gateway:MaxQueuedJobs")]
+    [InlineData("--Gateway:Redis=localhost:6379,bogusOption=1", "Gateway:Redis")]
     public async Task BadSettingStopsTheGatewayNamingIt(string setting, string named)
     {
         var start = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true };

@@ -1,4 +1,5 @@
 using Microsoft.AspNetCore.Server.Kestrel.Core;
+using Microsoft.Extensions.Diagnostics.HealthChecks;
 using Microsoft.Extensions.Options;
 
 namespace FractalMesh.Gateway.Extensions;
@@ -33,11 +34,30 @@ public static class GatewayHostingExtensions
         return builder;
     }
 
-    /// <summary>Liveness and readiness for orchestrators: the model is loaded before the gateway listens, so both answer once it serves.</summary>
+    /// <summary>
+    /// Liveness and readiness for orchestrators: the model is loaded before the gateway listens, so both answer once it
+    /// serves. Readiness answers 200 while Healthy or Degraded (Redis away: the gateway still serves) with a JSON body
+    /// naming each check's status, description and data, and 503 only when Unhealthy.
+    /// </summary>
     public static WebApplication MapGatewayHealth(this WebApplication app)
     {
         app.MapHealthChecks("/healthz/live", new() { Predicate = _ => false });
-        app.MapHealthChecks("/healthz/ready");
+        app.MapHealthChecks("/healthz/ready", new() { ResponseWriter = WriteReport });
         return app;
+    }
+
+    static Task WriteReport(HttpContext context, HealthReport report)
+    {
+        context.Response.ContentType = "application/json";
+        return context.Response.WriteAsJsonAsync(new
+        {
+            status = report.Status.ToString(),
+            checks = report.Entries.ToDictionary(e => e.Key, e => new
+            {
+                status = e.Value.Status.ToString(),
+                description = e.Value.Description,
+                data = e.Value.Data,
+            }),
+        });
     }
 }

@@ -45,13 +45,14 @@ public sealed class EmbeddedImageGenerator : IImageGenerator, IDisposable
         logger.LogInformation("Warmed up in {Seconds:F1}s", timer.Elapsed.TotalSeconds);
     }
 
-    public Task<IReadOnlyList<byte[]>> GenerateAsync(ImageJob job, CancellationToken cancel) =>
-        // Tensor work is synchronous and keeps its dispose scope on one thread (STYLE.md): run it off the request thread.
-        Task.Factory.StartNew(() => Generate(job, cancel), cancel, TaskCreationOptions.LongRunning, TaskScheduler.Default);
+    public Task<IReadOnlyList<byte[]>> GenerateAsync(ImageJob job, CancellationToken cancel, Action<LevelStep>? onStep = null) =>
+        // Tensor work is synchronous and keeps its dispose scope on one thread (STYLE.md): run it off the request thread,
+        // on a thread of its own, since onStep may block on the job store between two steps.
+        Task.Factory.StartNew(() => Generate(job, cancel, onStep), cancel, TaskCreationOptions.LongRunning, TaskScheduler.Default);
 
-    IReadOnlyList<byte[]> Generate(ImageJob job, CancellationToken cancel)
+    IReadOnlyList<byte[]> Generate(ImageJob job, CancellationToken cancel, Action<LevelStep>? onStep = null)
     {
-        var bytes = new FractalSampler(model).Generate(job.Images, job.Options, onStep: null, cancel);
+        var bytes = new FractalSampler(model).Generate(job.Images, job.Options, onStep, cancel, job.StartStep);
         int imageBytes = 3 * Model.ImageSize * Model.ImageSize;
         return Enumerable.Range(0, job.Images.Count).Select(i => bytes.AsSpan(i * imageBytes, imageBytes).ToArray()).ToArray();
     }

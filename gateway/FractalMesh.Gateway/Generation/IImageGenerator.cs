@@ -13,13 +13,20 @@ public interface IImageGenerator
 
     /// <summary>
     /// Generates every image of the job, in order, as planar RGB bytes (3×S×S each, S = <see cref="ModelDescription.ImageSize"/>).
-    /// Known pixels come back unchanged. Cancelling stops at the next step and throws <see cref="OperationCanceledException"/>.
+    /// Known pixels come back unchanged. Cancelling stops at the next step of any level and throws <see cref="OperationCanceledException"/>.
+    /// <paramref name="onStep"/> sees the partial images after every level-0 step, on the generating thread.
     /// </summary>
-    Task<IReadOnlyList<byte[]>> GenerateAsync(ImageJob job, CancellationToken cancel);
+    Task<IReadOnlyList<byte[]>> GenerateAsync(ImageJob job, CancellationToken cancel, Action<LevelStep>? onStep = null);
 }
 
 /// <summary>A validated request: one <see cref="ImageRequest"/> per image (image i carries seed + i) and shared options.</summary>
-public sealed record ImageJob(IReadOnlyList<ImageRequest> Images, SamplingOptions Options);
+/// <param name="Images">One entry per image, in request order.</param>
+/// <param name="Options">Guidance, temperature, filter and iterations, shared by every image.</param>
+/// <param name="StartStep">
+/// Level-0 step to resume at (0: from the start); the images then carry the partial image of that step as known pixels and
+/// the request's own mask as <see cref="ImageRequest.OriginalKnownMask"/>. The result is the same bytes as an uninterrupted run.
+/// </param>
+public sealed record ImageJob(IReadOnlyList<ImageRequest> Images, SamplingOptions Options, int StartStep = 0);
 
 /// <summary>The served model's shape (paper §3: level l splits its patch into a grid of SeqLens[l] sub-patches).</summary>
 /// <param name="ImageSize">Side of the generated image in pixels (the level-0 canvas).</param>

@@ -15,4 +15,22 @@ public static class PngHeader
         uint width = BinaryPrimitives.ReadUInt32BigEndian(png.Slice(16, 4)), height = BinaryPrimitives.ReadUInt32BigEndian(png.Slice(20, 4));
         return width is 0 or > int.MaxValue || height is 0 or > int.MaxValue ? null : ((int)width, (int)height);
     }
+
+    /// <summary>
+    /// Whether the chunks after the signature (length | type | data | CRC each) fit the bytes exactly and the last is IEND:
+    /// a truncated PNG fails this, where a decoder would quietly return the rows it could read.
+    /// </summary>
+    public static bool IsComplete(ReadOnlySpan<byte> png)
+    {
+        int at = 8;
+        while (at + 12 <= png.Length)
+        {
+            uint length = BinaryPrimitives.ReadUInt32BigEndian(png.Slice(at, 4));
+            if (length > int.MaxValue || length > png.Length - at - 12) return false;
+            bool end = png.Slice(at + 4, 4).SequenceEqual("IEND"u8);
+            at += 12 + (int)length;
+            if (end) return at == png.Length;
+        }
+        return false;
+    }
 }

@@ -21,9 +21,11 @@ public sealed class RequestValidator(IImageGenerator generator, IOptions<Gateway
     ModelDescription Model => generator.Model;
     GatewayOptions Limits => options.Value;
 
-    public ImageJob Generate(GenerateRequest request)
+    /// <param name="request">The request.</param>
+    /// <param name="prefix">Its path inside an enclosing message, for field names (<c>generate.</c> in a job), or empty.</param>
+    public ImageJob Generate(GenerateRequest request, string prefix = "")
     {
-        var violations = new FieldViolations();
+        var violations = new FieldViolations(prefix);
         if (request.ClassLabels.Count == 0) violations.Add("class_labels", $"give at least one class in {ClassRange} (-1: unconditional)");
         if (request.ClassLabels.Count > Limits.MaxImagesPerRequest)
             violations.Add("class_labels", $"{request.ClassLabels.Count} classes exceed the limit of {Limits.MaxImagesPerRequest} images per request");
@@ -40,9 +42,11 @@ public sealed class RequestValidator(IImageGenerator generator, IOptions<Gateway
         return new ImageJob(images, sampling!);
     }
 
-    public ImageJob Inpaint(InpaintRequest request)
+    /// <param name="request">The request.</param>
+    /// <param name="prefix">Its path inside an enclosing message, for field names (<c>inpaint.</c> in a job), or empty.</param>
+    public ImageJob Inpaint(InpaintRequest request, string prefix = "")
     {
-        var violations = new FieldViolations();
+        var violations = new FieldViolations(prefix);
         CheckClass(violations, "class_label", request.ClassLabel);
         int count = CheckCount(violations, "count", request.Count, 1);
         var sampling = CheckParams(violations, request.Params);
@@ -58,9 +62,11 @@ public sealed class RequestValidator(IImageGenerator generator, IOptions<Gateway
         return Repeat(request.ClassLabel, request.Seed, count, image!, known, sampling!);
     }
 
-    public ImageJob Outpaint(OutpaintRequest request)
+    /// <param name="request">The request.</param>
+    /// <param name="prefix">Its path inside an enclosing message, for field names (<c>outpaint.</c> in a job), or empty.</param>
+    public ImageJob Outpaint(OutpaintRequest request, string prefix = "")
     {
-        var violations = new FieldViolations();
+        var violations = new FieldViolations(prefix);
         CheckClass(violations, "class_label", request.ClassLabel);
         int count = CheckCount(violations, "count", request.Count, 1);
         var sampling = CheckParams(violations, request.Params);
@@ -90,6 +96,52 @@ public sealed class RequestValidator(IImageGenerator generator, IOptions<Gateway
         for (int row = 0; row < height; row++)
             for (int col = 0; col < width; col++) known[(y + row) * size + x + col] = true;
         return Repeat(request.ClassLabel, request.Seed, count, canvas, known, sampling!);
+    }
+
+    /// <summary>Checks a job's spec (exactly one of generate, inpaint, outpaint) and idempotency key; field names carry the spec's name.</summary>
+    public ImageJob Job(SubmitJobRequest request)
+    {
+        var violations = new FieldViolations();
+        CheckIdempotencyKey(violations, request.IdempotencyKey);
+        if (request.SpecCase == SubmitJobRequest.SpecOneofCase.None)
+            violations.Add("spec", "give one of generate, inpaint or outpaint");
+        violations.ThrowIfAny();
+        return request.SpecCase switch
+        {
+            SubmitJobRequest.SpecOneofCase.Generate => Generate(request.Generate, "generate."),
+            SubmitJobRequest.SpecOneofCase.Inpaint => Inpaint(request.Inpaint, "inpaint."),
+            _ => Outpaint(request.Outpaint, "outpaint."),
+        };
+    }
+
+    /// <summary>Idempotency keys: optional, up to 128 characters of A-Z a-z 0-9 . _ : - (they become part of a Redis key).</summary>
+    public const int MaxIdempotencyKeyLength = 128;
+
+    static void CheckIdempotencyKey(FieldViolations violations, string key)
+    {
+        if (key.Length > MaxIdempotencyKeyLength)
+            violations.Add("idempotency_key", $"{key.Length} characters exceed the limit of {MaxIdempotencyKeyLength}");
+        else if (!key.All(c => char.IsAsciiLetterOrDigit(c) || c is '.' or '_' or ':' or '-'))
+            violations.Add("idempotency_key", "use only A-Z, a-z, 0-9, '.', '_', ':' and '-'");
+    }
+
+    /// <summary>Job ids are 32 lowercase hexadecimal digits; anything else is INVALID_ARGUMENT naming <c>id</c>.</summary>
+    public static void CheckJobId(string id)
+    {
+        if (id.Length == 32 && id.All(char.IsAsciiHexDigitLower)) return;
+        var violations = new FieldViolations();
+        violations.Add("id", $"'{Truncate(id)}' is not a job id (32 lowercase hexadecimal digits, as SubmitJob returns)");
+        violations.ThrowIfAny();
+    }
+
+    /// <summary>Checks a watch request's id and resume position (an event id: milliseconds-sequence, or empty).</summary>
+    public static void CheckWatch(WatchJobRequest request)
+    {
+        CheckJobId(request.Id);
+        if (request.AfterEventId.Length == 0 || (request.AfterEventId.Length <= 41 && FractalMesh.Jobs.EventIds.TryParse(request.AfterEventId, out _))) return;
+        var violations = new FieldViolations();
+        violations.Add("after_event_id", $"'{Truncate(request.AfterEventId)}' is not an event id (as in a JobEvent's event_id)");
+        violations.ThrowIfAny();
     }
 
     static ImageJob Repeat(int label, long seed, int count, byte[] known, bool[] mask, SamplingOptions sampling) =>
@@ -158,6 +210,7 @@ public sealed class RequestValidator(IImageGenerator generator, IOptions<Gateway
         if (png.IsEmpty) { violations.Add(field, "missing: give a PNG"); return null; }
         if (png.Length > Limits.MaxImageBytes) { violations.Add(field, $"{png.Length} bytes exceed the limit of {Limits.MaxImageBytes}"); return null; }
         if (PngHeader.ReadSize(png.Span) is not (int w, int h)) { violations.Add(field, "is not a PNG"); return null; }
+        if (!PngHeader.IsComplete(png.Span)) { violations.Add(field, "is truncated or damaged (its chunks do not end with IEND at the last byte)"); return null; }
         if (exact && (w != size || h != size)) { violations.Add(field, $"{w}×{h}; the model's canvas is {size}×{size}"); return null; }
         if (!exact && (w > size || h > size)) { violations.Add(field, $"{w}×{h} is larger than the model's {size}×{size} canvas"); return null; }
         try

@@ -11,6 +11,11 @@ public static class LevelServiceExtensions
     /// <summary>Health-check tag of what says the service can take calls (the model is loaded).</summary>
     public const string Ready = "ready";
 
+    /// <summary>grpc.health.v1 service that reports the process alive (Kubernetes liveness probes ask it).</summary>
+    public const string LivenessService = "liveness";
+    /// <summary>grpc.health.v1 service that reports SERVING once the model is loaded (readiness probes ask it).</summary>
+    public const string ReadinessService = "readiness";
+
     /// <summary>Largest request or response message; rows of a big level are large.</summary>
     const int MaxMessageBytes = 64 << 20;
 
@@ -39,13 +44,14 @@ public static class LevelServiceExtensions
         {
             health.Services.Clear();
             health.Services.Map("", check => check.Tags.Contains(Live));
-            health.Services.Map("liveness", check => check.Tags.Contains(Live));
-            health.Services.Map("readiness", check => check.Tags.Contains(Ready));
+            health.Services.Map(LivenessService, check => check.Tags.Contains(Live));
+            health.Services.Map(ReadinessService, check => check.Tags.Contains(Ready));
             health.Services.Map(LevelSampler.Descriptor.FullName, check => check.Tags.Contains(Ready));
         })
             .AddCheck("process", () => Microsoft.Extensions.Diagnostics.HealthChecks.HealthCheckResult.Healthy("running"), [Live])
             .AddCheck<ModelLoader>("model", tags: [Ready]);
 
+        builder.Services.AddSingleton<LevelTelemetry>();
         builder.Services.AddSingleton<RowBatcher>();
         builder.Services.AddSingleton<ModelLoader>();
         builder.Services.AddHostedService(services => services.GetRequiredService<ModelLoader>());

@@ -1,0 +1,132 @@
+using System.Diagnostics.Metrics;
+using FractalMesh.Gateway.Jobs;
+using FractalMesh.Jobs;
+using Microsoft.Extensions.Diagnostics.HealthChecks;
+using Microsoft.Extensions.Options;
+using StackExchange.Redis;
+
+namespace FractalMesh.Gateway.Extensions;
+
+/// <summary>
+/// Jobs (DESIGN.md §4): the job store (Redis through one shared multiplexer, degrading to memory while Redis is away; or
+/// memory alone in the embedded mode), the <see cref="JobRunner"/> on top of the generator, and their health and metrics.
+/// </summary>
+public static class JobExtensions
+{
+    public static IServiceCollection AddJobs(this IServiceCollection services)
+    {
+        services.AddSingleton<JobStoreConnection>();
+        services.AddSingleton<IJobStore>(sp => sp.GetRequiredService<JobStoreConnection>().Store);
+        services.AddSingleton<ImageJobExecutor>();
+        services.AddSingleton(sp =>
+        {
+            var o = sp.GetRequiredService<IOptions<GatewayOptions>>().Value;
+            var defaults = new JobRunnerOptions();
+            return new JobRunner(sp.GetRequiredService<IJobStore>(), sp.GetRequiredService<ImageJobExecutor>(), new JobRunnerOptions
+            {
+                Owner = string.IsNullOrWhiteSpace(o.ReplicaId) ? defaults.Owner : o.ReplicaId,
+                LeaseTtl = TimeSpan.FromSeconds(o.JobLeaseSeconds),
+                MaxRunning = o.MaxRunningJobs,
+                MaxQueued = o.MaxQueuedJobs,
+            }, sp.GetRequiredService<ILogger<JobRunner>>());
+        });
+        // Registered after the model warm-up, so jobs (queued here or taken over) start only once the model is loaded.
+        services.AddHostedService<JobRunnerHost>();
+        services.AddSingleton<JobMetrics>();
+        services.AddHealthChecks().AddCheck<JobStoreHealthCheck>("jobs");
+        return services;
+    }
+
+    /// <summary>Starts the runner with the host; on shutdown interrupts running jobs and frees their leases so another replica resumes them at once.</summary>
+    sealed class JobRunnerHost(JobRunner runner, JobMetrics metrics) : IHostedService
+    {
+        public Task StartAsync(CancellationToken cancellationToken)
+        {
+            _ = metrics; // created with the host so the gauges exist from the start
+            runner.Start();
+            return Task.CompletedTask;
+        }
+
+        public Task StopAsync(CancellationToken cancellationToken) => runner.StopAsync();
+    }
+}
+
+/// <summary>
+/// The job store the configuration asks for: with <c>Gateway:Redis</c>, one shared <see cref="ConnectionMultiplexer"/>
+/// (AbortOnConnectFail off: the gateway starts and serves while Redis is away; commands fail fast instead of queuing, so
+/// generation never waits on a missing Redis) behind a <see cref="DegradableJobStore"/>; without it, memory alone.
+/// </summary>
+public sealed class JobStoreConnection : IDisposable
+{
+    public JobStoreConnection(IOptions<GatewayOptions> options, ILogger<JobStoreConnection> logger)
+    {
+        var o = options.Value;
+        var retention = TimeSpan.FromMinutes(o.JobRetentionMinutes);
+        if (string.IsNullOrWhiteSpace(o.Redis))
+        {
+            Store = new InMemoryJobStore(retention: retention);
+            Description = "in-memory job store (embedded mode; jobs do not survive this process)";
+            return;
+        }
+        var config = ConfigurationOptions.Parse(o.Redis); // validated at start
+        config.AbortOnConnectFail = false;
+        config.BacklogPolicy = BacklogPolicy.FailFast;
+        config.ReconnectRetryPolicy = new ExponentialRetry(250, 5000);
+        config.ClientName ??= "fractalmesh-gateway";
+        Multiplexer = ConnectionMultiplexer.Connect(config);
+        Degradable = new DegradableJobStore(new RedisJobStore(Multiplexer, retention, o.RedisKeyPrefix), new InMemoryJobStore(retention: retention));
+        Store = Degradable;
+        Description = $"Redis at {string.Join(",", config.EndPoints)}";
+        if (!Multiplexer.IsConnected) logger.LogWarning("Redis at {Endpoints} is not reachable: jobs run without durable checkpoints until it is", Description);
+    }
+
+    public IJobStore Store { get; }
+    public IConnectionMultiplexer? Multiplexer { get; }
+    public DegradableJobStore? Degradable { get; }
+    public string Description { get; }
+
+    /// <summary>Redis configured but unreachable (or its last call failed): jobs run on, without durable checkpoints or takeover.</summary>
+    public bool Degraded => Degradable is not null && (Degradable.Degraded || Multiplexer is { IsConnected: false });
+
+    public void Dispose() => Multiplexer?.Dispose();
+}
+
+/// <summary>
+/// Readiness of the job store: Healthy with Redis or in memory, Degraded while Redis is configured but away (readiness
+/// still answers 200: requests keep being served), with the runner's queue in the data.
+/// </summary>
+sealed class JobStoreHealthCheck(JobStoreConnection connection, JobRunner runner) : IHealthCheck
+{
+    public Task<HealthCheckResult> CheckHealthAsync(HealthCheckContext context, CancellationToken cancellationToken = default)
+    {
+        var data = new Dictionary<string, object>
+        {
+            ["store"] = connection.Multiplexer is null ? "memory" : "redis",
+            ["degraded"] = connection.Degraded,
+            ["queuedJobs"] = runner.QueuedCount,
+            ["runningJobs"] = runner.RunningCount,
+            ["replica"] = runner.Owner,
+        };
+        return Task.FromResult(connection.Degraded
+            ? HealthCheckResult.Degraded($"{connection.Description} is unreachable: jobs run without durable checkpoints and no replica takes over another's jobs until it returns", data: data)
+            : HealthCheckResult.Healthy(connection.Description, data));
+    }
+}
+
+/// <summary>
+/// Gauges on the meter <c>FractalMesh.Gateway</c> (read with dotnet-counters or an OpenTelemetry exporter): jobs queued and
+/// running on this replica, and <c>fractalmesh.gateway.job_store.degraded</c>, 1 while Redis is configured but away.
+/// </summary>
+public sealed class JobMetrics
+{
+    public const string MeterName = "FractalMesh.Gateway";
+
+    public JobMetrics(IMeterFactory meters, JobRunner runner, JobStoreConnection connection)
+    {
+        var meter = meters.Create(MeterName);
+        meter.CreateObservableGauge("fractalmesh.gateway.jobs.queued", () => runner.QueuedCount, "{job}", "Jobs waiting on this replica");
+        meter.CreateObservableGauge("fractalmesh.gateway.jobs.running", () => runner.RunningCount, "{job}", "Jobs generating on this replica");
+        meter.CreateObservableGauge("fractalmesh.gateway.job_store.degraded", () => connection.Degraded ? 1 : 0, null,
+            "1 while Redis is configured but unreachable (jobs run without durable checkpoints)");
+    }
+}

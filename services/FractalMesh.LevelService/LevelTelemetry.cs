@@ -1,0 +1,80 @@
+using System.Diagnostics;
+using System.Diagnostics.Metrics;
+using Microsoft.Extensions.Options;
+
+namespace FractalMesh.LevelService;
+
+/// <summary>
+/// The level service's traces and metrics (ActivitySource and Meter <c>FractalMesh.LevelService</c>; exported by
+/// <c>FractalMesh.Observability</c>). Prometheus names in brackets:
+/// <list type="bullet">
+/// <item><c>fractalmesh.level.queue.rows</c> [fractalmesh_level_queue_rows]: rows waiting for a forward pass now.</item>
+/// <item><c>fractalmesh.level.queue.wait</c> [fractalmesh_level_queue_wait_seconds]: how long the oldest rows of a batch waited for it.</item>
+/// <item><c>fractalmesh.level.batch.rows</c> [fractalmesh_level_batch_rows]: rows in one forward pass of a level (the batch size).</item>
+/// <item><c>fractalmesh.level.batch.calls</c> [fractalmesh_level_batch_calls]: calls whose rows share one batch.</item>
+/// <item><c>fractalmesh.level.step.duration</c> [fractalmesh_level_step_duration_seconds]: one level's sampling of a batch, all
+/// its iterations and the levels below it included, per level (tag <c>fractalmesh.level</c>; the pixel head is the model's level count).</item>
+/// <item><c>fractalmesh.level.rows</c> [fractalmesh_level_rows_total]: rows sampled per level; rows/s is its rate.</item>
+/// <item><c>fractalmesh.level.rejected</c> [fractalmesh_level_rejected_total]: calls answered RESOURCE_EXHAUSTED (queue full).</item>
+/// </list>
+/// </summary>
+public sealed class LevelTelemetry
+{
+    /// <summary>Name of the ActivitySource and the Meter.</summary>
+    public const string Name = "FractalMesh.LevelService";
+    /// <summary>The tag that says which level a measurement or span belongs to.</summary>
+    public const string LevelTag = "fractalmesh.level";
+
+    /// <summary>Spans of batches and level sampling; a batch's parent is its first call's span, the other calls are links.</summary>
+    public static readonly ActivitySource Source = new(Name);
+
+    static readonly double[] SecondsBuckets = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120];
+    static readonly int[] RowBuckets = [1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096, 8192];
+
+    readonly Histogram<double> queueWait, stepDuration;
+    readonly Histogram<int> batchRows, batchCalls;
+    readonly Counter<long> rows, rejected;
+    Func<int>? queuedRows;
+
+    public LevelTelemetry(IMeterFactory meters, IOptions<LevelOptions> options)
+    {
+        var meter = meters.Create(Name);
+        var first = new KeyValuePair<string, object?>(LevelTag, options.Value.FirstLevel);
+        meter.CreateObservableGauge("fractalmesh.level.queue.rows", () => new Measurement<int>(queuedRows?.Invoke() ?? 0, first),
+            "{row}", "Rows waiting for a forward pass");
+        queueWait = meter.CreateHistogram("fractalmesh.level.queue.wait", "s", "How long the oldest rows of a batch waited for it",
+            advice: new InstrumentAdvice<double> { HistogramBucketBoundaries = SecondsBuckets });
+        stepDuration = meter.CreateHistogram("fractalmesh.level.step.duration", "s",
+            "One level's sampling of a batch: all its iterations, the levels below it included",
+            advice: new InstrumentAdvice<double> { HistogramBucketBoundaries = SecondsBuckets });
+        batchRows = meter.CreateHistogram("fractalmesh.level.batch.rows", "{row}", "Rows in one forward pass of a level",
+            advice: new InstrumentAdvice<int> { HistogramBucketBoundaries = RowBuckets });
+        batchCalls = meter.CreateHistogram("fractalmesh.level.batch.calls", "{call}", "Calls whose rows share one batch",
+            advice: new InstrumentAdvice<int> { HistogramBucketBoundaries = RowBuckets });
+        rows = meter.CreateCounter<long>("fractalmesh.level.rows", "{row}", "Rows sampled");
+        rejected = meter.CreateCounter<long>("fractalmesh.level.rejected", "{call}", "Calls answered RESOURCE_EXHAUSTED because the queue was full");
+    }
+
+    /// <summary>Where the queue gauge reads the rows waiting (the batcher, once it exists).</summary>
+    public void ObserveQueue(Func<int> waitingRows) => queuedRows = waitingRows;
+
+    /// <summary>A batch left the queue: its calls, and how long its oldest rows waited.</summary>
+    public void BatchTaken(int level, int calls, TimeSpan oldestWait)
+    {
+        var tag = new KeyValuePair<string, object?>(LevelTag, level);
+        batchCalls.Record(calls, tag);
+        queueWait.Record(oldestWait.TotalSeconds, tag);
+    }
+
+    /// <summary>A level sampled <paramref name="batch"/> rows in <paramref name="elapsed"/>.</summary>
+    public void LevelSampled(int level, int batch, TimeSpan elapsed)
+    {
+        var tag = new KeyValuePair<string, object?>(LevelTag, level);
+        batchRows.Record(batch, tag);
+        stepDuration.Record(elapsed.TotalSeconds, tag);
+        rows.Add(batch, tag);
+    }
+
+    /// <summary>A call of <paramref name="level"/> was turned away because the queue was full.</summary>
+    public void Rejected(int level) => rejected.Add(1, new KeyValuePair<string, object?>(LevelTag, level));
+}

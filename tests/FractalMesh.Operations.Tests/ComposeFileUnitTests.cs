@@ -1,0 +1,119 @@
+using FractalMesh.LevelService.Extensions;
+using YamlDotNet.RepresentationModel;
+using Xunit;
+
+namespace FractalMesh.Operations.Tests;
+
+/// <summary>docker-compose.yml parses and agrees with the code: keys, ports, service names, health checks, scaling.</summary>
+public sealed class ComposeFileUnitTests
+{
+    const string File = "docker-compose.yml";
+    static readonly YamlMappingNode Compose = Repository.LoadYaml(File).Single();
+
+    static Dictionary<string, YamlNode> Services => Compose.Entries("services").ToDictionary(e => e.Key, e => e.Value);
+
+    /// <summary>The services that run one of our programs, with the program.</summary>
+    static IEnumerable<(string Name, YamlNode Service, ProgramSpec Program)> OurServices =>
+        Services.Select(s => (s.Key, s.Value, ProgramSpec.ForImage(s.Value.Text("image") ?? "")))
+            .Where(s => s.Item3 is not null).Select(s => (s.Key, s.Value, s.Item3!));
+
+    static IEnumerable<(string Name, YamlNode Service)> LevelServices =>
+        OurServices.Where(s => s.Program == ProgramSpec.LevelService).Select(s => (s.Name, s.Service));
+
+    static Dictionary<string, string> Environment(YamlNode service) => service.Strings("environment");
+
+    static IEnumerable<int> ContainerPorts(YamlNode service) =>
+        service.Items("expose").Concat(service.Items("ports")).Select(p => int.Parse(((YamlScalarNode)p).Value!.Split(':').Last().Split('/')[0]));
+
+    [Fact]
+    public void HasRedisAGatewayAndALevelService()
+    {
+        Assert.Contains("redis", Services.Keys);
+        Assert.Contains(OurServices, s => s.Program == ProgramSpec.Gateway);
+        Assert.NotEmpty(LevelServices);
+    }
+
+    [Fact]
+    public void EveryServiceOfOursIsBuiltFromItsProgramsDockerfileWithTheLibTorchBackendArgument()
+    {
+        foreach (var (name, service, program) in OurServices)
+        {
+            Assert.Equal(".", service.Text("build", "context"));
+            Assert.Equal(program.DockerfilePath, service.Text("build", "dockerfile"));
+            Assert.Contains("LIBTORCH_BACKEND", service.Strings("build", "args").Keys);
+            Assert.True(System.IO.File.Exists(Repository.PathOf(program.DockerfilePath)), $"{name}: {program.DockerfilePath} is missing");
+        }
+    }
+
+    [Fact]
+    public void EveryEnvironmentVariableIsAKeyOfTheProgramsOptions()
+    {
+        var problems = OurServices.SelectMany(s => s.Program.ProblemsWith(Environment(s.Service), $"{File} service {s.Name}")).ToList();
+        Assert.True(problems.Count == 0, string.Join("\n", problems));
+    }
+
+    [Fact]
+    public void LevelServicesCanBeScaled()
+    {
+        foreach (var (name, service) in LevelServices)
+        {
+            Assert.True(service.Get("container_name") is null, $"{name}: container_name stops --scale {name}=N");
+            Assert.True(service.Get("ports") is null, $"{name}: a published host port stops --scale {name}=N (callers use dns:///{name}:PORT)");
+        }
+    }
+
+    [Fact]
+    public void LevelServicesExposeTheirGrpcAndMetricsPortsAndAreHealthCheckedOnReadiness()
+    {
+        var image = ProgramSpec.LevelService.Dockerfile;
+        foreach (var (name, service) in LevelServices)
+        {
+            var env = Environment(service);
+            int grpc = Ports.LevelService(env, image);
+            Assert.Contains(grpc, ContainerPorts(service));
+            if (Ports.Metrics(env, image) is { } metrics) Assert.Contains(metrics, ContainerPorts(service));
+            var test = service.Items("healthcheck", "test").Select(t => ((YamlScalarNode)t).Value!).ToList();
+            Assert.Equal(["CMD", "dotnet", "/probe/FractalMesh.HealthProbe.dll", "grpc"], test.Take(4));
+            Assert.Equal(grpc, Ports.OfUrl(test[4]));
+            Assert.Equal(LevelServiceExtensions.ReadinessService, test[5]);
+        }
+    }
+
+    [Fact]
+    public void TheGatewayPublishesItsGrpcAndRestPortsAndIsHealthCheckedOnReadiness()
+    {
+        var (_, service, program) = OurServices.Single(s => s.Program == ProgramSpec.Gateway);
+        var env = Environment(service);
+        int grpc = Ports.Gateway("GrpcUrl", env, program.Dockerfile), rest = Ports.Gateway("RestUrl", env, program.Dockerfile);
+        var published = ContainerPorts(service).ToList();
+        Assert.Contains(grpc, published);
+        Assert.Contains(rest, published);
+        var test = service.Items("healthcheck", "test").Select(t => ((YamlScalarNode)t).Value!).ToList();
+        Assert.Equal(["CMD", "dotnet", "/probe/FractalMesh.HealthProbe.dll", "http"], test.Take(4));
+        Assert.Equal(rest, Ports.OfUrl(test[4]));
+        Assert.EndsWith("/healthz/ready", test[4]);
+    }
+
+    [Fact]
+    public void EveryServiceNameAndPortAConfigurationPointsAtExists()
+    {
+        var listening = Services.ToDictionary(s => s.Key, s => ContainerPorts(s.Value).ToHashSet());
+        foreach (var (name, service, program) in OurServices)
+        {
+            var env = Environment(service);
+            if (program == ProgramSpec.LevelService) listening[name].Add(Ports.LevelService(env, program.Dockerfile));
+        }
+        var problems = new List<string>();
+        foreach (var (name, service) in Services)
+            foreach (var (key, value) in Environment(service))
+                foreach (var (host, port) in Addresses.In(value))
+                {
+                    if (!listening.TryGetValue(host, out var ports)) problems.Add($"{name}: {key}={value}: no service '{host}'");
+                    else if (!ports.Contains(port)) problems.Add($"{name}: {key}={value}: {host} listens on {string.Join(", ", ports)}, not {port}");
+                }
+        foreach (var (name, service) in Services)
+            foreach (var dependency in service.Entries("depends_on").Select(e => e.Key).Concat(service.Items("depends_on").Select(i => ((YamlScalarNode)i).Value!)))
+                if (!Services.ContainsKey(dependency)) problems.Add($"{name}: depends_on names no service '{dependency}'");
+        Assert.True(problems.Count == 0, string.Join("\n", problems));
+    }
+}
