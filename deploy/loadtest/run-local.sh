@@ -1,30 +1,44 @@
 #!/usr/bin/env bash
 # The FractalMesh topology as local processes on loopback, no Docker engine needed: redis-server (when installed), a level
-# service for level 1 and below, and the gateway, all with the demo model. Waits until each is ready, runs the standard
-# load-test profile against the gateway (concurrency 1, 4, 16; a bounded number of requests and seconds per step), saves
-# the report, the logs and a /metrics scrape of the level service under out/loadtest/, and stops everything it started.
+# service for level 1 and below, and the gateway running level 0 and calling it (distributed mode), all with the demo
+# model. Waits until each is ready, runs the standard load-test profile against the gateway (concurrency 1, 4, 16; a
+# bounded number of requests and seconds per step), saves the report, the logs and a /metrics scrape of the level service
+# and of the gateway under out/loadtest/, and stops everything it started.
 #
-#   deploy/loadtest/run-local.sh                       # the standard profile over gRPC
-#   FM_PROTOCOL=rest deploy/loadtest/run-local.sh      # the same over the REST bridge
+#   deploy/loadtest/run-local.sh                       # the pipeline (gateway + level-1 service), standard profile over gRPC
+#   FM_MODE=embedded deploy/loadtest/run-local.sh      # the gateway alone, every level in its process
+#   FM_MODE=compare deploy/loadtest/run-local.sh       # embedded, then the pipeline, same profile; then both side by side
+#                                                      # with the ratios (pipeline/embedded at concurrency 1, 16 over 1)
+#   FM_PROTOCOL=rest deploy/loadtest/run-local.sh      # over the REST bridge
 #   FM_REQUESTS=2,4,16 FM_DURATION=30 deploy/loadtest/run-local.sh --num-iter 8,4   # shorter; extra arguments go to the load tool
 #
-# Settings (environment): FM_CONFIGURATION (Release), FM_MODEL (models/emoji32-demo.safetensors), FM_CONCURRENCY (1,4,16),
-# FM_REQUESTS (4,8,32), FM_DURATION (seconds per step, 60), FM_PROTOCOL (grpc), FM_GATEWAY_CONCURRENCY (the gateway's
-# MaxConcurrentRequests, 2), FM_GATEWAY_ARGS (more --Gateway:Key=value arguments), ports FM_GRPC_PORT (5080),
-# FM_REST_PORT (5081), FM_LEVEL1_PORT (5101), FM_LEVEL1_METRICS_PORT (9464), FM_REDIS_PORT (6390), FM_REDIS (0: no Redis),
+# Settings (environment): FM_MODE (pipeline, embedded or compare), FM_CONFIGURATION (Release), FM_MODEL
+# (models/emoji32-demo.safetensors), FM_CONCURRENCY (1,4,16), FM_REQUESTS (4,8,32), FM_DURATION (seconds per step, 60),
+# FM_PROTOCOL (grpc), FM_GATEWAY_CONCURRENCY (the gateway's MaxConcurrentRequests: 2 embedded, a CPU being busy with two;
+# 16 in the pipeline, whose gateway runs only level 0 while level 1 merges the rows of concurrent requests),
+# FM_TORCH_THREADS (libtorch threads of every process, 0: libtorch's choice; 1 on a CPU shared with other work),
+# FM_GATEWAY_ARGS (more --Gateway:Key=value arguments), ports FM_GRPC_PORT (5080), FM_REST_PORT (5081), FM_GATEWAY_METRICS_PORT
+# (9465), FM_LEVEL1_PORT (5101), FM_LEVEL1_METRICS_PORT (9464), FM_REDIS_PORT (6390), FM_REDIS (0: no Redis),
 # FM_SKIP_BUILD (1: use what is built), FM_OUT (out/loadtest).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
 config=${FM_CONFIGURATION:-Release}
+mode=${FM_MODE:-pipeline}
 model=${FM_MODEL:-models/emoji32-demo.safetensors}
 grpc_port=${FM_GRPC_PORT:-5080}
 rest_port=${FM_REST_PORT:-5081}
+gateway_metrics_port=${FM_GATEWAY_METRICS_PORT:-9465}
 level1_port=${FM_LEVEL1_PORT:-5101}
 metrics_port=${FM_LEVEL1_METRICS_PORT:-9464}
 redis_port=${FM_REDIS_PORT:-6390}
 out=${FM_OUT:-out/loadtest}
 protocol=${FM_PROTOCOL:-grpc}
+torch_threads=${FM_TORCH_THREADS:-0}
+case $mode in
+  pipeline|embedded|compare) ;;
+  *) echo "FM_MODE=$mode: expected pipeline, embedded or compare" >&2; exit 2 ;;
+esac
 
 level_dll=services/FractalMesh.LevelService/bin/$config/net10.0/FractalMesh.LevelService.dll
 gateway_dll=gateway/FractalMesh.Gateway/bin/$config/net10.0/FractalMesh.Gateway.dll
@@ -39,7 +53,7 @@ if [[ "${FM_SKIP_BUILD:-0}" != 1 ]]; then
 fi
 mkdir -p "$out"
 
-ports=("$grpc_port" "$rest_port" "$level1_port" "$metrics_port")
+ports=("$grpc_port" "$rest_port" "$gateway_metrics_port" "$level1_port" "$metrics_port")
 if [[ "${FM_REDIS:-1}" != 0 ]] && command -v redis-server >/dev/null; then use_redis=1; ports+=("$redis_port"); else use_redis=0; fi
 for port in "${ports[@]}"; do
   if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
@@ -52,45 +66,86 @@ pids=()
 stop_all() {
   for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
   for pid in "${pids[@]}"; do wait "$pid" 2>/dev/null || true; done
+  pids=()
 }
 trap stop_all EXIT
 trap 'exit 130' INT TERM
 
 probe() { dotnet "$probe_dll" "$@"; }
 fail_with_log() { echo "$1; the last lines of $2:" >&2; tail -n 30 "$2" >&2; exit 1; }
+scrape() { if command -v curl >/dev/null; then curl -fsS "$1" >"$2" && echo "metrics: $2"; fi; }
 
 redis_args=()
 if [[ $use_redis == 1 ]]; then
   redis-server --bind 127.0.0.1 --port "$redis_port" --save "" --appendonly no >"$out/redis.log" 2>&1 &
-  pids+=($!)
+  redis_pid=$!
   redis_args=("--Gateway:Redis=127.0.0.1:$redis_port")
   echo "redis-server on 127.0.0.1:$redis_port"
 fi
 
-dotnet "$level_dll" --urls="http://127.0.0.1:$level1_port" \
-  --Level:Model="$model" --Level:FirstLevel=1 --Level:MaxWaitMilliseconds=5 \
-  --Observability:MetricsUrl="http://127.0.0.1:$metrics_port/" \
-  --Logging:LogLevel:Default=Warning --Logging:LogLevel:Microsoft.Hosting.Lifetime=Information >"$out/level1.log" 2>&1 &
-pids+=($!)
-probe grpc "http://127.0.0.1:$level1_port" readiness --wait 120 || fail_with_log "level1 did not become ready" "$out/level1.log"
-echo "level1 ready on 127.0.0.1:$level1_port (metrics http://127.0.0.1:$metrics_port/metrics)"
+# start_level1 LOGDIR: level 1 and the pixel head of the model, on FM_LEVEL1_PORT.
+start_level1() {
+  dotnet "$level_dll" --urls="http://127.0.0.1:$level1_port" \
+    --Level:Model="$model" --Level:FirstLevel=1 --Level:MaxWaitMilliseconds=5 --Level:TorchThreads="$torch_threads" \
+    --Observability:MetricsUrl="http://127.0.0.1:$metrics_port/" \
+    --Logging:LogLevel:Default=Warning --Logging:LogLevel:Microsoft.Hosting.Lifetime=Information >"$1/level1.log" 2>&1 &
+  pids+=($!)
+  probe grpc "http://127.0.0.1:$level1_port" readiness --wait 120 || fail_with_log "level1 did not become ready" "$1/level1.log"
+  echo "level1 ready on 127.0.0.1:$level1_port (metrics http://127.0.0.1:$metrics_port/metrics)"
+}
 
-# shellcheck disable=SC2086 # FM_GATEWAY_ARGS is a list of arguments
-dotnet "$gateway_dll" --Gateway:ModelPath="$model" \
-  --Gateway:GrpcUrl="http://127.0.0.1:$grpc_port" --Gateway:RestUrl="http://127.0.0.1:$rest_port" \
-  --Gateway:MaxConcurrentRequests="${FM_GATEWAY_CONCURRENCY:-2}" --Gateway:MaxQueuedRequests=64 "${redis_args[@]}" ${FM_GATEWAY_ARGS:-} \
-  --Logging:LogLevel:Default=Warning --Logging:LogLevel:Microsoft.Hosting.Lifetime=Information >"$out/gateway.log" 2>&1 &
-pids+=($!)
-probe http "http://127.0.0.1:$rest_port/healthz/ready" --wait 180 || fail_with_log "the gateway did not become ready" "$out/gateway.log"
-echo "gateway ready on 127.0.0.1:$grpc_port (gRPC) and 127.0.0.1:$rest_port (REST)"
+# start_gateway embedded|pipeline LOGDIR: the gateway, every level in it (embedded) or level 0 calling level1 (pipeline).
+start_gateway() {
+  local levels=() concurrency
+  if [[ $1 == pipeline ]]; then
+    levels=("--Gateway:LevelAddresses:0=http://127.0.0.1:$level1_port")
+    concurrency=${FM_GATEWAY_CONCURRENCY:-16}
+  else
+    concurrency=${FM_GATEWAY_CONCURRENCY:-2}
+  fi
+  # shellcheck disable=SC2086 # FM_GATEWAY_ARGS is a list of arguments
+  dotnet "$gateway_dll" --Gateway:ModelPath="$model" \
+    --Gateway:GrpcUrl="http://127.0.0.1:$grpc_port" --Gateway:RestUrl="http://127.0.0.1:$rest_port" \
+    --Gateway:MaxConcurrentRequests="$concurrency" --Gateway:MaxQueuedRequests=64 --Gateway:TorchThreads="$torch_threads" \
+    "${levels[@]}" "${redis_args[@]}" ${FM_GATEWAY_ARGS:-} \
+    --Observability:MetricsUrl="http://127.0.0.1:$gateway_metrics_port/" \
+    --Logging:LogLevel:Default=Warning --Logging:LogLevel:Microsoft.Hosting.Lifetime=Information >"$2/gateway.log" 2>&1 &
+  pids+=($!)
+  probe http "http://127.0.0.1:$rest_port/healthz/ready" --wait 180 || fail_with_log "the gateway did not become ready" "$2/gateway.log"
+  echo "gateway ($1, MaxConcurrentRequests $concurrency, libtorch threads $torch_threads) ready on 127.0.0.1:$grpc_port (gRPC) and 127.0.0.1:$rest_port (REST)"
+}
 
-if [[ $protocol == rest ]]; then target="http://127.0.0.1:$rest_port"; else target="http://127.0.0.1:$grpc_port"; fi
+# run_mode embedded|pipeline LOGDIR ARGS...: start the topology, run the profile, scrape the metrics, stop it.
 status=0
-dotnet "$loadtest_dll" --target "$target" --protocol "$protocol" \
-  --concurrency "${FM_CONCURRENCY:-1,4,16}" --requests "${FM_REQUESTS:-4,8,32}" --duration "${FM_DURATION:-60}" \
-  --classes 0,1,2,3,4,5,6,7,8 --report "$out/report.json" "$@" || status=$?
+run_mode() {
+  local kind=$1 dir=$2
+  shift 2
+  mkdir -p "$dir"
+  if [[ $kind == pipeline ]]; then start_level1 "$dir"; fi
+  start_gateway "$kind" "$dir"
+  if [[ $protocol == rest ]]; then target="http://127.0.0.1:$rest_port"; else target="http://127.0.0.1:$grpc_port"; fi
+  dotnet "$loadtest_dll" --target "$target" --protocol "$protocol" \
+    --concurrency "${FM_CONCURRENCY:-1,4,16}" --requests "${FM_REQUESTS:-4,8,32}" --duration "${FM_DURATION:-60}" \
+    --classes 0,1,2,3,4,5,6,7,8 --report "$dir/report.json" "$@" || status=$?
+  scrape "http://127.0.0.1:$gateway_metrics_port/metrics" "$dir/gateway-metrics.txt"
+  if [[ $kind == pipeline ]]; then scrape "http://127.0.0.1:$metrics_port/metrics" "$dir/level1-metrics.txt"; fi
+  stop_all
+}
 
-if command -v curl >/dev/null; then
-  curl -fsS "http://127.0.0.1:$metrics_port/metrics" >"$out/level1-metrics.txt" && echo "level1 metrics: $out/level1-metrics.txt"
+if [[ $use_redis == 1 ]]; then
+  stop_redis() { kill "$redis_pid" 2>/dev/null || true; wait "$redis_pid" 2>/dev/null || true; }
+  trap 'stop_all; stop_redis' EXIT
 fi
+
+case $mode in
+  pipeline|embedded) run_mode "$mode" "$out" "$@" ;;
+  compare)
+    echo "== embedded: the gateway alone"
+    run_mode embedded "$out/embedded" "$@"
+    echo "== pipeline: the gateway (level 0) and the level-1 service"
+    run_mode pipeline "$out/pipeline" "$@"
+    echo "== embedded vs pipeline (cores: $(nproc); other load on this machine counts: see the load average $(cut -d' ' -f1-3 /proc/loadavg))"
+    dotnet "$loadtest_dll" compare "embedded=$out/embedded/report.json" "pipeline=$out/pipeline/report.json" --out "$out/comparison.json" || status=$?
+    ;;
+esac
 exit "$status"

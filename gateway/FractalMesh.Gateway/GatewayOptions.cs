@@ -85,8 +85,42 @@ public sealed class GatewayOptions : IValidatableObject
     [Range(1, 60 * 24 * 30, ErrorMessage = RangeMessage)]
     public int JobRetentionMinutes { get; set; } = 60;
 
+    /// <summary>
+    /// Distributed mode (DESIGN.md §3): the replicas of the level service that samples levels <see cref="FirstRemoteLevel"/>
+    /// and below, as <c>http://host:port</c> entries (client-side round-robin) or one <c>dns:///host:port</c> (every
+    /// address the name resolves to, re-resolved every 15 s: a headless Kubernetes Service, a compose service scaled with
+    /// <c>--scale</c>). Empty (the default): embedded mode, every level in this process. Level 0 always runs here, so
+    /// previews, per-step checkpoints and resumption stay exact.
+    /// </summary>
+    public string[] LevelAddresses { get; set; } = [];
+
+    /// <summary>The first level served by <see cref="LevelAddresses"/> (1 to the model's level count, which is the pixel head); the levels above it run here. Default 1.</summary>
+    [Range(1, 64, ErrorMessage = RangeMessage)]
+    public int FirstRemoteLevel { get; set; } = 1;
+
+    /// <summary>Deadline of a call to the level services when the incoming call has none (jobs, gRPC calls without a deadline); default 120 s.</summary>
+    [Range(1, 86_400, ErrorMessage = RangeMessage)]
+    public int LevelTimeoutSeconds { get; set; } = 120;
+
+    /// <summary>
+    /// libtorch intra-op threads; 0 (default) leaves libtorch's choice (one per core). On a CPU shared with other processes,
+    /// 1 or 2 avoids OpenMP threads spin-waiting at barriers for one another.
+    /// </summary>
+    [Range(0, 1024, ErrorMessage = RangeMessage)]
+    public int TorchThreads { get; set; }
+
+    /// <summary>Whether the levels from <see cref="FirstRemoteLevel"/> down run in level services.</summary>
+    public bool Distributed => LevelAddresses.Length > 0;
+
     public IEnumerable<ValidationResult> Validate(ValidationContext context)
     {
+        foreach (var address in LevelAddresses)
+            if (!address.StartsWith("dns:///", StringComparison.OrdinalIgnoreCase)
+                && !(Uri.TryCreate(address, UriKind.Absolute, out var uri) && uri.Scheme is "http" or "https"))
+                yield return new ValidationResult($"Gateway:LevelAddresses: '{address}' is not an http://host:port or dns:///host:port address", [nameof(LevelAddresses)]);
+        if (LevelAddresses.Length > 1 && LevelAddresses.Any(a => a.StartsWith("dns:", StringComparison.OrdinalIgnoreCase)))
+            yield return new ValidationResult("Gateway:LevelAddresses: a dns:/// address stands alone (it resolves to every replica); list http:// addresses instead",
+                [nameof(LevelAddresses)]);
         if (!string.IsNullOrWhiteSpace(Redis))
         {
             string? problem = null;

@@ -1,13 +1,16 @@
 using FractalMesh.Gateway.Extensions;
 using FractalMesh.Gateway.Services;
+using FractalMesh.Observability;
 
-// The public gateway (DESIGN.md §3): gRPC ImageGeneration and Jobs plus their REST bridge, every level in this process by default.
+// The public gateway (DESIGN.md §3): gRPC ImageGeneration and Jobs plus their REST bridge; every level in this process by
+// default, level 0 here and the levels below in level services when Gateway:LevelAddresses is set.
 // appsettings.json sits beside the dll; relative paths in the configuration (Gateway:ModelPath) are read from the working directory.
 var builder = WebApplication.CreateBuilder(new WebApplicationOptions { Args = args, ContentRootPath = AppContext.BaseDirectory });
 
 builder.AddGatewayOptions();
 builder.AddGatewayEndpoints();
-builder.Services.AddEmbeddedImageGeneration();
+builder.AddFractalMeshTelemetry(serviceName: "fractalmesh-gateway");
+builder.Services.AddImageGeneration();
 builder.Services.AddImageGenerationApi();
 builder.Services.AddJobs();
 
@@ -16,5 +19,6 @@ var app = builder.Build();
 app.MapGrpcService<ImageGenerationService>();
 app.MapGrpcService<JobService>();
 app.MapGatewayHealth();
+app.MapWebPage();
 
 app.Run();

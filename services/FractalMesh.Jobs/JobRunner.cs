@@ -51,6 +51,7 @@ public sealed class JobRunner : IAsyncDisposable
     readonly CancellationTokenSource shutdown = new();
     Task[] loops = [];
     bool sawDegraded;
+    long done, failed, cancelled, takenOver, interrupted;
 
     public JobRunner(IJobStore store, IJobExecutor executor, JobRunnerOptions options, ILogger<JobRunner>? logger = null, TimeProvider? time = null)
     {
@@ -68,6 +69,10 @@ public sealed class JobRunner : IAsyncDisposable
 
     public int QueuedCount { get { lock (gate) return queue.Count; } }
     public int RunningCount { get { lock (gate) return owned.Count - queue.Count; } }
+
+    /// <summary>What this replica did since it started: jobs finished by state, jobs taken over, runs resumed after an interruption.</summary>
+    public JobRunnerCounts Counts => new(Interlocked.Read(ref done), Interlocked.Read(ref failed), Interlocked.Read(ref cancelled),
+        Interlocked.Read(ref takenOver), Interlocked.Read(ref interrupted));
 
     /// <summary>1 for the next job to start here, 2 after it…; null when the job is not waiting on this replica.</summary>
     public int? QueuePosition(string id)
@@ -340,6 +345,7 @@ public sealed class JobRunner : IAsyncDisposable
                     await Task.Delay(pause, time, job.Stop.Token);
                     checkpoint = await store.LoadCheckpointAsync(id);
                     current = current with { Interruptions = current.Interruptions + 1, Step = checkpoint?.Step ?? 0, UpdatedAt = time.GetUtcNow() };
+                    Interlocked.Increment(ref interrupted);
                     await store.UpdateAsync(current);
                     await AppendEventAsync(id, new JobEvent("", JobStatus.Running, current.Step, current.Steps, current.DoneFraction, null, null));
                 }
@@ -380,6 +386,7 @@ public sealed class JobRunner : IAsyncDisposable
     async Task<JobRecord> FinishAsync(JobRecord record, JobStatus status, string? error)
     {
         var finished = record with { Status = status, Error = error, UpdatedAt = time.GetUtcNow(), Owner = Owner };
+        Interlocked.Increment(ref status == JobStatus.Done ? ref done : ref status == JobStatus.Failed ? ref failed : ref cancelled);
         await store.UpdateAsync(finished);
         await AppendEventAsync(record.Id, new JobEvent("", status, finished.Step, finished.Steps, finished.DoneFraction, null, error));
         return finished;
@@ -475,6 +482,7 @@ public sealed class JobRunner : IAsyncDisposable
             record = record with { Status = JobStatus.Queued, Owner = Owner, Resumptions = record.Resumptions + 1, UpdatedAt = time.GetUtcNow() };
             await store.UpdateAsync(record);
             logger.LogInformation("Job {Id}: taken over at level-0 step {Step} (its owner's lease ran out)", id, record.Step);
+            Interlocked.Increment(ref takenOver);
             await EnqueueAsync(new OwnedJob(id, record.CreatedAt), record);
             return;
         }
@@ -486,3 +494,11 @@ public sealed class JobRunner : IAsyncDisposable
         catch (Exception e) { logger.LogWarning(e, "Job store call failed"); }
     }
 }
+
+/// <summary>Counts of one <see cref="JobRunner"/> since it started (monotonic), for metrics.</summary>
+/// <param name="Done">Jobs finished with their images.</param>
+/// <param name="Failed">Jobs failed (the request no longer fits, or a lower level kept failing without progress).</param>
+/// <param name="Cancelled">Jobs cancelled, queued or running.</param>
+/// <param name="TakenOver">Jobs this replica adopted after their owner's lease ran out (resumed from their checkpoint).</param>
+/// <param name="Interrupted">Runs resumed from the last checkpoint after a lower level answered a transient error.</param>
+public sealed record JobRunnerCounts(long Done, long Failed, long Cancelled, long TakenOver, long Interrupted);

@@ -77,7 +77,7 @@ public static class JobClient
         return Reference(images, request.Params);
     }
 
-    static byte[][] Reference(ImageRequest[] images, SamplingParams p)
+    public static byte[][] Reference(ImageRequest[] images, SamplingParams p)
     {
         // One libtorch thread: with two OpenMP threads on a 2-core machine shared with gateway processes (and maybe a
         // training run), the threads spin at barriers waiting for each other and a run takes 20-50 times longer.

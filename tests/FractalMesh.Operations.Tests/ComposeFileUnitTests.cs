@@ -95,6 +95,32 @@ public sealed class ComposeFileUnitTests
     }
 
     [Fact]
+    public void TheGatewayRunsDistributedCallingALevelServiceThatServesItsFirstRemoteLevel()
+    {
+        var (name, service, program) = OurServices.Single(s => s.Program == ProgramSpec.Gateway);
+        var env = Environment(service);
+        var addresses = env.Where(e => e.Key.StartsWith("Gateway__LevelAddresses__", StringComparison.Ordinal)).Select(e => e.Value).ToList();
+        Assert.True(addresses.Count > 0, $"{name}: no Gateway__LevelAddresses__0: the gateway would run every level itself (embedded mode)");
+        int first = env.TryGetValue("Gateway__FirstRemoteLevel", out var f) ? int.Parse(f) : new FractalMesh.Gateway.GatewayOptions().FirstRemoteLevel;
+        foreach (var address in addresses)
+        {
+            var targets = Addresses.In(address).ToList();
+            Assert.True(targets.Count == 1, $"{name}: Gateway:LevelAddresses entry '{address}' names no service");
+            var (host, port) = targets[0];
+            var level = LevelServices.SingleOrDefault(l => l.Name == host);
+            Assert.True(level.Service is not null, $"{name}: {address} is no level service of this file");
+            var levelEnv = Environment(level.Service);
+            Assert.Equal(port, Ports.LevelService(levelEnv, ProgramSpec.LevelService.Dockerfile));
+            Assert.True(int.Parse(levelEnv.GetValueOrDefault("Level__FirstLevel", "0")) == first,
+                $"{name} sends level {first} to {host}, which serves from level {levelEnv.GetValueOrDefault("Level__FirstLevel", "0")}");
+            Assert.Contains(host, service.Entries("depends_on").Select(e => e.Key));
+        }
+        var metrics = Ports.Metrics(env, program.Dockerfile);
+        Assert.True(metrics is not null, $"{name}: no Observability__MetricsUrl, so nothing to scrape");
+        Assert.Contains(metrics.Value, ContainerPorts(service));
+    }
+
+    [Fact]
     public void EveryServiceNameAndPortAConfigurationPointsAtExists()
     {
         var listening = Services.ToDictionary(s => s.Key, s => ContainerPorts(s.Value).ToHashSet());

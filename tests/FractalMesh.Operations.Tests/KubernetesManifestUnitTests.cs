@@ -166,6 +166,35 @@ public sealed class KubernetesManifestUnitTests
     }
 
     [Fact]
+    public void TheGatewayRunsDistributedCallingTheLevelDeploymentThatServesItsFirstRemoteLevel()
+    {
+        var deployment = OfKind("Deployment").Single(d => MainContainer(d).Program == ProgramSpec.Gateway);
+        var (container, program) = MainContainer(deployment);
+        var env = EnvironmentOf(container);
+        var addresses = env.Where(e => e.Key.StartsWith("Gateway__LevelAddresses__", StringComparison.Ordinal)).Select(e => e.Value).ToList();
+        Assert.True(addresses.Count > 0, "the gateway has no Gateway__LevelAddresses__0: it would run every level itself (embedded mode)");
+        int first = env.TryGetValue("Gateway__FirstRemoteLevel", out var f) ? int.Parse(f) : new FractalMesh.Gateway.GatewayOptions().FirstRemoteLevel;
+        foreach (var address in addresses)
+        {
+            Assert.StartsWith("dns:///", address);   // a headless Service: every ready pod, balanced by the gateway
+            var (host, port) = Addresses.In(address).Single();
+            var service = Find("Service", host);
+            Assert.True(service is not null, $"Gateway:LevelAddresses {address}: no Service '{host}'");
+            var level = LevelDeployments.Single(d => Selects(service!.Node.Strings("spec", "selector"), PodLabels(d)));
+            var levelEnv = EnvironmentOf(MainContainer(level).Container);
+            Assert.Equal(port, Ports.LevelService(levelEnv, ProgramSpec.LevelService.Dockerfile));
+            Assert.True(int.Parse(levelEnv.GetValueOrDefault("Level__FirstLevel", "0")) == first,
+                $"the gateway sends level {first} to {level.Name}, which serves from level {levelEnv.GetValueOrDefault("Level__FirstLevel", "0")}");
+        }
+        var metrics = Ports.Metrics(env, program!.Dockerfile);
+        Assert.True(metrics is not null, "the gateway has no Observability__MetricsUrl, so nothing to scrape");
+        Assert.Equal(metrics, NamedPorts(container)["metrics"]);
+        var annotations = deployment.Node.Strings("spec", "template", "metadata", "annotations");
+        Assert.Equal(metrics.ToString(), annotations["prometheus.io/port"]);
+        Assert.Equal(FractalMesh.Observability.ObservabilityOptions.MetricsPath, annotations["prometheus.io/path"]);
+    }
+
+    [Fact]
     public void EveryServiceSelectsPodsAndTargetsAPortTheyHave()
     {
         foreach (var service in OfKind("Service"))

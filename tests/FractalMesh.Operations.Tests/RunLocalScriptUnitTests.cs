@@ -22,10 +22,11 @@ public sealed partial class RunLocalScriptUnitTests
         var problems = new List<string>();
         foreach (var program in ProgramSpec.All)
         {
+            // A key may be passed more than once (Observability to the gateway and to the level service).
             var mine = settings.Where(s => program.Sections.ContainsKey(s.Section))
-                .ToDictionary(s => $"{s.Section}__{s.Key.Replace(":", "__")}", s => (string)"");
+                .Select(s => $"{s.Section}__{s.Key.Replace(":", "__")}").Distinct();
             // Only the keys: the script's values are shell expressions.
-            problems.AddRange(mine.Keys.Where(k => program.ProblemsWith(new Dictionary<string, string> { [k] = "" }, Script)
+            problems.AddRange(mine.Where(k => program.ProblemsWith(new Dictionary<string, string> { [k] = "" }, Script)
                 .Any(p => p.Contains("no settable property") || p.Contains("binds no section") || p.Contains("could index")))
                 .Select(k => $"{Script}: {k} is no key of the {program.Name}"));
         }

@@ -22,6 +22,7 @@ public sealed record LoadTestOptions
           --num-iter LIST       iterations per level (default: the gateway's)
           --report FILE         where the JSON report goes (default out/loadtest/report.json)
           --allow-remote        send to a target that is not a loopback address (refused by default)
+        or:    FractalMesh.LoadTest compare NAME=REPORT.json NAME=REPORT.json [--out FILE]   (reports side by side, with ratios)
         """;
 
     public required Uri Target { get; init; }

@@ -7,19 +7,24 @@ using Microsoft.Extensions.Options;
 
 namespace FractalMesh.Gateway.Extensions;
 
-/// <summary>Registrations of the generator (embedded or, later, distributed) and of the public API on top of it.</summary>
+/// <summary>Registrations of the generator (embedded or distributed) and of the public API on top of it.</summary>
 public static class ImageGenerationExtensions
 {
     /// <summary>
-    /// Embedded mode: the model is loaded in this process when the gateway starts, before it listens. A distributed mode
-    /// registers another <see cref="IImageGenerator"/> here (level 0 local, the levels below behind level services).
+    /// The generator <c>Gateway:LevelAddresses</c> asks for: empty, the embedded mode (every level here); otherwise the
+    /// distributed mode (level 0 here, the levels from <c>Gateway:FirstRemoteLevel</c> down in level services). Either way
+    /// the model is loaded and warmed up in this process while the host starts, before it listens.
     /// </summary>
-    public static IServiceCollection AddEmbeddedImageGeneration(this IServiceCollection services)
+    public static IServiceCollection AddImageGeneration(this IServiceCollection services)
     {
-        services.AddSingleton<EmbeddedImageGenerator>();
-        services.AddSingleton<IImageGenerator>(sp => sp.GetRequiredService<EmbeddedImageGenerator>());
+        services.AddSingleton<GatewayModel>();
+        services.AddSingleton<IImageGenerator>(sp => sp.GetRequiredService<IOptions<GatewayOptions>>().Value.Distributed
+            ? ActivatorUtilities.CreateInstance<DistributedImageGenerator>(sp)
+            : ActivatorUtilities.CreateInstance<EmbeddedImageGenerator>(sp));
         services.AddHostedService<ModelWarmup>();
-        services.AddHealthChecks().AddCheck<GeneratorHealthCheck>("model");
+        services.AddHealthChecks()
+            .AddCheck<GeneratorHealthCheck>("model")
+            .AddCheck<LevelServicesHealthCheck>("levels");
         return services;
     }
 
@@ -40,12 +45,16 @@ public static class ImageGenerationExtensions
         return services;
     }
 
-    /// <summary>Loads the model and runs one tiny generation while the host starts (hosted services start before Kestrel listens).</summary>
-    sealed class ModelWarmup(EmbeddedImageGenerator generator) : IHostedService
+    /// <summary>
+    /// Loads the model (and, in distributed mode, opens the level services' channel) and runs one tiny generation in this
+    /// process while the host starts (hosted services start before Kestrel listens).
+    /// </summary>
+    sealed class ModelWarmup(GatewayModel model, IImageGenerator generator) : IHostedService
     {
         public Task StartAsync(CancellationToken cancellationToken)
         {
-            generator.WarmUp();
+            _ = generator; // created now, so a bad level address stops the gateway at start
+            model.WarmUp();
             return Task.CompletedTask;
         }
 
@@ -56,5 +65,30 @@ public static class ImageGenerationExtensions
     {
         public Task<HealthCheckResult> CheckHealthAsync(HealthCheckContext context, CancellationToken cancellationToken = default) =>
             Task.FromResult(HealthCheckResult.Healthy($"{generator.Model.ImageSize}×{generator.Model.ImageSize}, {generator.Model.ClassCount} classes"));
+    }
+
+    /// <summary>
+    /// Where the levels run. Embedded: here. Distributed: Degraded while the level services' circuit is open (they kept
+    /// failing: requests fail fast with UNAVAILABLE and jobs wait to resume), Healthy otherwise; readiness still answers
+    /// 200, since the gateway serves jobs and answers as soon as a level comes back.
+    /// </summary>
+    sealed class LevelServicesHealthCheck(IImageGenerator generator, IOptions<GatewayOptions> options) : IHealthCheck
+    {
+        public Task<HealthCheckResult> CheckHealthAsync(HealthCheckContext context, CancellationToken cancellationToken = default)
+        {
+            if (generator is not DistributedImageGenerator distributed)
+                return Task.FromResult(HealthCheckResult.Healthy("embedded: every level in this process"));
+            var o = options.Value;
+            var data = new Dictionary<string, object>
+            {
+                ["firstRemoteLevel"] = o.FirstRemoteLevel,
+                ["addresses"] = string.Join(",", o.LevelAddresses),
+                ["circuit"] = distributed.Remote.Circuit.ToString(),
+            };
+            string where = $"level {o.FirstRemoteLevel} and below at {string.Join(", ", o.LevelAddresses)}";
+            return Task.FromResult(distributed.Remote.Circuit is Polly.CircuitBreaker.CircuitState.Open or Polly.CircuitBreaker.CircuitState.Isolated
+                ? HealthCheckResult.Degraded($"{where}: they keep failing (circuit open); requests fail fast until a trial call succeeds", data: data)
+                : HealthCheckResult.Healthy(where, data));
+        }
     }
 }

@@ -114,18 +114,44 @@ sealed class JobStoreHealthCheck(JobStoreConnection connection, JobRunner runner
 }
 
 /// <summary>
-/// Gauges on the meter <c>FractalMesh.Gateway</c> (read with dotnet-counters or an OpenTelemetry exporter): jobs queued and
-/// running on this replica, and <c>fractalmesh.gateway.job_store.degraded</c>, 1 while Redis is configured but away.
+/// The gateway's meter <c>FractalMesh.Gateway</c> (exported by <c>AddFractalMeshTelemetry</c>; also readable with
+/// dotnet-counters): jobs on this replica by state (<c>fractalmesh.gateway.jobs.queued</c>, <c>.running</c>, and
+/// <c>.finished</c> counted by final state), resumptions (<c>fractalmesh.gateway.jobs.resumptions</c>: a job taken over from
+/// a dead replica, or a run resumed from its checkpoint after a level below failed), and
+/// <c>fractalmesh.gateway.job_store.degraded</c>, 1 while Redis is configured but away.
 /// </summary>
 public sealed class JobMetrics
 {
     public const string MeterName = "FractalMesh.Gateway";
+    /// <summary>Tag of <c>fractalmesh.gateway.jobs.finished</c>: done, failed or cancelled.</summary>
+    public const string StateTag = "fractalmesh.job.state";
+    /// <summary>Tag of <c>fractalmesh.gateway.jobs.resumptions</c>: takeover or interruption.</summary>
+    public const string CauseTag = "fractalmesh.resumption.cause";
 
     public JobMetrics(IMeterFactory meters, JobRunner runner, JobStoreConnection connection)
     {
         var meter = meters.Create(MeterName);
         meter.CreateObservableGauge("fractalmesh.gateway.jobs.queued", () => runner.QueuedCount, "{job}", "Jobs waiting on this replica");
         meter.CreateObservableGauge("fractalmesh.gateway.jobs.running", () => runner.RunningCount, "{job}", "Jobs generating on this replica");
+        meter.CreateObservableCounter("fractalmesh.gateway.jobs.finished", () =>
+        {
+            var counts = runner.Counts;
+            return new[]
+            {
+                new Measurement<long>(counts.Done, new KeyValuePair<string, object?>(StateTag, "done")),
+                new Measurement<long>(counts.Failed, new KeyValuePair<string, object?>(StateTag, "failed")),
+                new Measurement<long>(counts.Cancelled, new KeyValuePair<string, object?>(StateTag, "cancelled")),
+            };
+        }, "{job}", "Jobs finished on this replica, by final state");
+        meter.CreateObservableCounter("fractalmesh.gateway.jobs.resumptions", () =>
+        {
+            var counts = runner.Counts;
+            return new[]
+            {
+                new Measurement<long>(counts.TakenOver, new KeyValuePair<string, object?>(CauseTag, "takeover")),
+                new Measurement<long>(counts.Interrupted, new KeyValuePair<string, object?>(CauseTag, "interruption")),
+            };
+        }, "{resumption}", "Jobs resumed from their last level-0 checkpoint: taken over from a dead replica, or after a level below failed");
         meter.CreateObservableGauge("fractalmesh.gateway.job_store.degraded", () => connection.Degraded ? 1 : 0, null,
             "1 while Redis is configured but unreachable (jobs run without durable checkpoints)");
     }

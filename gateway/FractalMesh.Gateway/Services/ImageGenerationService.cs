@@ -3,6 +3,7 @@ using FractalMesh.Data;
 using FractalMesh.Gateway.Generation;
 using FractalMesh.Gateway.Validation;
 using FractalMesh.Protos.Api;
+using FractalMesh.Rpc;
 using Google.Protobuf;
 using Grpc.Core;
 
@@ -30,7 +31,11 @@ public sealed class ImageGenerationService(RequestValidator validator, Generatio
         using var slot = await gate.EnterAsync(cancel);
         var timer = Stopwatch.StartNew();
         IReadOnlyList<byte[]> images;
-        try { images = await generator.GenerateAsync(job, cancel); }
+        // The call's deadline travels down to the level services (distributed mode) with the generation's execution context.
+        try
+        {
+            using (CallDeadline.Use(context.Deadline)) images = await generator.GenerateAsync(job, cancel);
+        }
         catch (OperationCanceledException) when (cancel.IsCancellationRequested)
         {
             bool late = context.Deadline <= DateTime.UtcNow;

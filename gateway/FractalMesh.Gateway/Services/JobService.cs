@@ -120,6 +120,7 @@ public sealed class JobService(RequestValidator validator, JobRunner runner, IJo
             Error = record.Error ?? "",
             Owner = record.Owner ?? "",
             Resumptions = record.Resumptions,
+            Interruptions = record.Interruptions,
             CreateTime = Timestamp.FromDateTimeOffset(record.CreatedAt),
             UpdateTime = Timestamp.FromDateTimeOffset(record.UpdatedAt),
         };
