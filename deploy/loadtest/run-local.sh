@@ -17,7 +17,10 @@
 # FM_PROTOCOL (grpc), FM_GATEWAY_CONCURRENCY (the gateway's MaxConcurrentRequests: 2 embedded, a CPU being busy with two;
 # 16 in the pipeline, whose gateway runs only level 0 while level 1 merges the rows of concurrent requests),
 # FM_TORCH_THREADS (libtorch threads of every process, 0: libtorch's choice; 1 on a CPU shared with other work),
-# FM_GATEWAY_ARGS (more --Gateway:Key=value arguments), ports FM_GRPC_PORT (5080), FM_REST_PORT (5081), FM_GATEWAY_METRICS_PORT
+# FM_LEVEL1_MAX_WAIT_MS (how long level 1 holds a call for others to share its forward pass, 2; under load calls batch
+# anyway while they queue behind the running batch, and at concurrency 1 every level-0 step pays this wait),
+# FM_CPUS (a taskset CPU list for the gateway and the level service, e.g. 1: on a machine shared with other work, keeps
+# their many short wake-ups off cores busy with it), FM_GATEWAY_ARGS (more --Gateway:Key=value arguments), ports FM_GRPC_PORT (5080), FM_REST_PORT (5081), FM_GATEWAY_METRICS_PORT
 # (9465), FM_LEVEL1_PORT (5101), FM_LEVEL1_METRICS_PORT (9464), FM_REDIS_PORT (6390), FM_REDIS (0: no Redis),
 # FM_SKIP_BUILD (1: use what is built), FM_OUT (out/loadtest).
 set -euo pipefail
@@ -72,6 +75,8 @@ trap stop_all EXIT
 trap 'exit 130' INT TERM
 
 probe() { dotnet "$probe_dll" "$@"; }
+pinned=()
+if [[ -n "${FM_CPUS:-}" ]]; then pinned=(taskset -c "$FM_CPUS"); fi
 fail_with_log() { echo "$1; the last lines of $2:" >&2; tail -n 30 "$2" >&2; exit 1; }
 scrape() { if command -v curl >/dev/null; then curl -fsS "$1" >"$2" && echo "metrics: $2"; fi; }
 
@@ -85,8 +90,8 @@ fi
 
 # start_level1 LOGDIR: level 1 and the pixel head of the model, on FM_LEVEL1_PORT.
 start_level1() {
-  dotnet "$level_dll" --urls="http://127.0.0.1:$level1_port" \
-    --Level:Model="$model" --Level:FirstLevel=1 --Level:MaxWaitMilliseconds=5 --Level:TorchThreads="$torch_threads" \
+  "${pinned[@]}" dotnet "$level_dll" --urls="http://127.0.0.1:$level1_port" \
+    --Level:Model="$model" --Level:FirstLevel=1 --Level:MaxWaitMilliseconds="${FM_LEVEL1_MAX_WAIT_MS:-2}" --Level:TorchThreads="$torch_threads" \
     --Observability:MetricsUrl="http://127.0.0.1:$metrics_port/" \
     --Logging:LogLevel:Default=Warning --Logging:LogLevel:Microsoft.Hosting.Lifetime=Information >"$1/level1.log" 2>&1 &
   pids+=($!)
@@ -104,7 +109,7 @@ start_gateway() {
     concurrency=${FM_GATEWAY_CONCURRENCY:-2}
   fi
   # shellcheck disable=SC2086 # FM_GATEWAY_ARGS is a list of arguments
-  dotnet "$gateway_dll" --Gateway:ModelPath="$model" \
+  "${pinned[@]}" dotnet "$gateway_dll" --Gateway:ModelPath="$model" \
     --Gateway:GrpcUrl="http://127.0.0.1:$grpc_port" --Gateway:RestUrl="http://127.0.0.1:$rest_port" \
     --Gateway:MaxConcurrentRequests="$concurrency" --Gateway:MaxQueuedRequests=64 --Gateway:TorchThreads="$torch_threads" \
     "${levels[@]}" "${redis_args[@]}" ${FM_GATEWAY_ARGS:-} \
@@ -112,7 +117,7 @@ start_gateway() {
     --Logging:LogLevel:Default=Warning --Logging:LogLevel:Microsoft.Hosting.Lifetime=Information >"$2/gateway.log" 2>&1 &
   pids+=($!)
   probe http "http://127.0.0.1:$rest_port/healthz/ready" --wait 180 || fail_with_log "the gateway did not become ready" "$2/gateway.log"
-  echo "gateway ($1, MaxConcurrentRequests $concurrency, libtorch threads $torch_threads) ready on 127.0.0.1:$grpc_port (gRPC) and 127.0.0.1:$rest_port (REST)"
+  echo "gateway ($1, MaxConcurrentRequests $concurrency, libtorch threads $torch_threads${FM_CPUS:+, CPUs $FM_CPUS}) ready on 127.0.0.1:$grpc_port (gRPC) and 127.0.0.1:$rest_port (REST)"
 }
 
 # run_mode embedded|pipeline LOGDIR ARGS...: start the topology, run the profile, scrape the metrics, stop it.

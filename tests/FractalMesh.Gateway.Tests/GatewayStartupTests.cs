@@ -14,6 +14,8 @@ public sealed class GatewayStartupTests
     [InlineData("--Gateway:JobLeaseSeconds=0", "Gateway:JobLeaseSeconds")]
     [InlineData("--Gateway:MaxQueuedJobs=0", "Gateway:MaxQueuedJobs")]
     [InlineData("--Gateway:Redis=localhost:6379,bogusOption=1", "Gateway:Redis")]
+    [InlineData("--Gateway:LevelAddresses:0=level1:5101", "Gateway:LevelAddresses")]
+    [InlineData("--Gateway:TorchThreads=-1", "Gateway:TorchThreads")]
     public async Task BadSettingStopsTheGatewayNamingIt(string setting, string named)
     {
         var start = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true };

@@ -65,7 +65,7 @@ public sealed class JobStoreConnection : IDisposable
         if (string.IsNullOrWhiteSpace(o.Redis))
         {
             Store = new InMemoryJobStore(retention: retention);
-            Description = "in-memory job store (embedded mode; jobs do not survive this process)";
+            Description = "in-memory job store (no Gateway:Redis; jobs do not survive this process)";
             return;
         }
         var config = ConfigurationOptions.Parse(o.Redis); // validated at start
