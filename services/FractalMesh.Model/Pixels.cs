@@ -29,10 +29,6 @@ public static class Pixels
         return (normalizedRgbLast * std + mean).mul(255f).round().clamp(0, 255).to_type(ScalarType.Int64).MoveToOuterDisposeScope();
     }
 
-    /// <summary>Byte ids of one channel → normalized values of that channel.</summary>
-    public static Tensor FromByteIds(Tensor ids, int channel) =>
-        ids.to_type(ScalarType.Float32).div(255f).sub(Mean[channel]).div(Std[channel]);
-
     /// <summary>(B,3,H,W) → (B, (H/p)·(W/p), 3·p·p), patches in raster order, each patch channel-major.</summary>
     public static Tensor Patchify(Tensor images, int patch)
     {

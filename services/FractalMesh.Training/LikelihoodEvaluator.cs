@@ -34,15 +34,16 @@ public static class LikelihoodEvaluator
     public static LikelihoodReport Evaluate(FractalModel model, ImageDataset data, int passes, int batchSize, int? limit, long seed, Action<int, int>? progress = null)
     {
         manual_seed(seed);
+        var device = model.parameters().First().device;
         int n = Math.Min(data.Count, limit ?? data.Count);
         var batchValues = new List<(double Bpd, int Count)>();
         for (int start = 0; start < n; start += batchSize)
         {
             int b = Math.Min(batchSize, n - start);
             using var scope = NewDisposeScope();
-            var u8 = tensor(data.Pixels.AsSpan(start * data.ImageByteCount, b * data.ImageByteCount).ToArray(), dtype: ScalarType.Byte)
+            var u8 = tensor(data.Pixels.AsSpan(start * data.ImageByteCount, b * data.ImageByteCount).ToArray(), dtype: ScalarType.Byte, device: device)
                 .reshape(b, 3, data.Height, data.Width);
-            var labels = tensor(data.Labels.AsSpan(start, b).ToArray().Select(l => (long)l).ToArray());
+            var labels = tensor(data.Labels.AsSpan(start, b).ToArray().Select(l => (long)l).ToArray(), device: device);
             batchValues.Add((BatchBitsPerDim(model, Pixels.Normalize(u8), labels, passes), b));
             progress?.Invoke(start + b, n);
         }

@@ -18,7 +18,8 @@ public readonly record struct StepReport(int Step, int TotalSteps, double Loss, 
 /// <summary>
 /// Trains a fractal model the way the official code does (AdamW β=(0.9, 0.95), weight decay 0.05 on weights only,
 /// linear warm-up then cosine learning rate, gradient clipping at 3.0, label drop 0.1, random horizontal flips, red weight 5),
-/// checkpointing model, optimizer and random state so that a killed run resumes into the same weights.
+/// checkpointing model, optimizer and random state so that a killed run resumes into the same weights (on the CPU; on CUDA
+/// only libtorch's CPU generator is saved, so masks and dropout drawn on the GPU differ after a resume).
 /// </summary>
 public sealed class Trainer : IDisposable
 {

@@ -39,7 +39,7 @@ public static class GenerateCommand
         var config = model.Config;
         var labels = ParseClasses(classArg, names, config.ClassNum);
         int[] numIter = iters is null
-            ? Enumerable.Range(0, config.Levels).Select(l => Math.Min(config.SeqLen(l), l == 0 ? 16 : 8)).ToArray()
+            ? SamplingOptions.DefaultNumIter(config)
             : iters.Split(',').Select(v => ParseInt(v.Trim(), "iters", 1, 4096)).ToArray();
         if (numIter.Length != config.Levels) throw new UsageException($"--iters: the model has {config.Levels} levels, got {numIter.Length} values");
 

@@ -19,7 +19,7 @@ public static class SampleSheet
             var options = new SamplingOptions
             {
                 Cfg = cfg,
-                NumIter = Enumerable.Range(0, config.Levels).Select(l => Math.Min(config.SeqLen(l), l == 0 ? 16 : 8)).ToArray(),
+                NumIter = SamplingOptions.DefaultNumIter(config),
             };
             var bytes = new FractalSampler(model).Generate(requests, options);
             int size = config.ImageSizes[0], n = 3 * size * size;

@@ -72,11 +72,7 @@ public static class ModelCheckpoint
         var (tensors, metadata) = ReadOwn(path);
         try
         {
-            var model = new FractalModel(FractalConfig.FromJson(metadata[ConfigKey]));
-            LoadInto(model, tensors, path);
-            if (device is not null && device.type != DeviceType.CPU) model.to(device);
-            model.eval();
-            return model;
+            return Prepared(new FractalModel(FractalConfig.FromJson(metadata[ConfigKey])), tensors, path, device);
         }
         finally
         {
@@ -88,11 +84,24 @@ public static class ModelCheckpoint
     public static FractalModel LoadOfficial(string path, FractalConfig config, Device? device = null)
     {
         using var file = TorchPickleReader.ReadCheckpoint(path);
-        var model = new FractalModel(config);
-        LoadInto(model, file.Model, path);
-        if (device is not null && device.type != DeviceType.CPU) model.to(device);
-        model.eval();
-        return model;
+        return Prepared(new FractalModel(config), file.Model, path, device);
+    }
+
+    /// <summary>Loads the weights, moves the model and puts it in evaluation mode; a model whose weights do not fit is disposed.</summary>
+    static FractalModel Prepared(FractalModel model, IEnumerable<KeyValuePair<string, Tensor>> weights, string path, Device? device)
+    {
+        try
+        {
+            LoadInto(model, weights, path);
+            if (device is not null && device.type != DeviceType.CPU) model.to(device);
+            model.eval();
+            return model;
+        }
+        catch
+        {
+            model.Dispose();
+            throw;
+        }
     }
 
     /// <summary>Converts an official checkpoint to FractalMesh's format.</summary>

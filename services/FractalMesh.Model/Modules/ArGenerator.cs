@@ -25,9 +25,6 @@ public sealed class ArGenerator : Generator
 
     public override int OutputConds => 1;
 
-    /// <summary>Number of transformer blocks (the size of a <see cref="KvCache"/>).</summary>
-    public int Depth => blocks.Count;
-
     public ArGenerator(int seqLen, int patchSize, int condWidth, int width, int depth, int heads, double dropout)
         : base(nameof(ArGenerator), seqLen, patchSize, width)
     {

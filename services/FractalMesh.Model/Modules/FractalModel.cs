@@ -101,9 +101,4 @@ public sealed class FractalModel : NextLevel
         return (loss + inputs.GuidingPixelLoss).MoveToOuterDisposeScope();
     }
 
-    /// <summary>The generators from level 0 down.</summary>
-    public IEnumerable<Generator> Generators()
-    {
-        for (var m = this; m is not null; m = m.Next) yield return m.generator;
-    }
 }

@@ -30,8 +30,6 @@ public sealed class MarGenerator : Generator
 
     /// <summary>Conditions read from the level above (the official <c>num_conds</c>).</summary>
     public int NumConds { get; }
-    /// <summary>Whether the level first samples the patch's mean colour.</summary>
-    public bool HasGuidingPixel => guidingPixelHead is not null;
     /// <summary>The guiding-pixel head, where enabled.</summary>
     public PixelHead? GuidingPixelHead => guidingPixelHead;
 

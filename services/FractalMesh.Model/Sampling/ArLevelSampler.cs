@@ -18,7 +18,8 @@ public sealed class ArLevelSampler(ArGenerator generator, int level, IPatchSampl
         var device = request.Conds[0].device;
         if (request.StartStep == 0 && Enumerable.Range(0, rows).All(r => Enumerable.Range(0, S).All(j => canvas.KnownInPatch(r, j) == full))) return canvas.Bytes;
 
-        var cond = BothHalves(request)[0];
+        using var halves = NewDisposeScope();
+        var cond = BothHalves(request, 1)[0];
         using var cache = generator.NewCache();
         for (int t = 0; t < S; t++)
         {

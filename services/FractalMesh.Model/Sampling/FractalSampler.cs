@@ -16,6 +16,10 @@ public sealed record SamplingOptions
     public bool LinearCfg { get; init; } = true;
     /// <summary>Iterations per level (the last, AR, level ignores its entry: it takes one step per patch).</summary>
     public required int[] NumIter { get; init; }
+
+    /// <summary>FractalMesh's default iterations: 16 at level 0 and 8 below, capped at each level's patch count.</summary>
+    public static int[] DefaultNumIter(FractalMesh.Model.Config.FractalConfig config) =>
+        Enumerable.Range(0, config.Levels).Select(l => Math.Min(config.SeqLen(l), l == 0 ? 16 : 8)).ToArray();
 }
 
 /// <summary>One image to generate: its class (or -1 for unconditional), its seed, and optionally known pixels.</summary>

@@ -137,7 +137,7 @@ public abstract class LevelSampler(int level, int seqLen, int patchSize, IPatchS
         for (int i = 0; i < n; i++) canvas.WritePatch(pairs[i].Row, pairs[i].Patch, result, i);
     }
 
-    /// <summary>Conditional rows then null rows, side by side (guidance pairs stay together).</summary>
-    protected static Tensor[] BothHalves(PatchRequest request) =>
-        request.Guided ? request.Conds.Zip(request.NullConds!, (c, u) => cat([c, u], 0)).ToArray() : request.Conds;
+    /// <summary>The first <paramref name="count"/> conditions, conditional rows then null rows side by side (guidance pairs stay together).</summary>
+    protected static Tensor[] BothHalves(PatchRequest request, int count) =>
+        request.Guided ? request.Conds.Zip(request.NullConds!, (c, u) => cat([c, u], 0)).Take(count).ToArray() : request.Conds.Take(count).ToArray();
 }

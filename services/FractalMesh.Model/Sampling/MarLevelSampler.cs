@@ -35,6 +35,8 @@ public sealed class MarLevelSampler(MarGenerator generator, int level, IPatchSam
         if (iters == 0) return canvas.Bytes;
 
         Tensor? guiding = guidingPixel is null ? null : SampleGuidingPixel(request);
+        var conds = BothHalves(request, generator.NumConds);     // built once: the same for every step
+        if (guiding is not null) conds = [.. conds, request.Guided ? cat([guiding, guiding], 0) : guiding];
         try
         {
             var masked = new bool[rows * S];
@@ -66,8 +68,6 @@ public sealed class MarLevelSampler(MarGenerator generator, int level, IPatchSam
                 {
                     var patches = canvas.Patches(device);
                     var mask = tensor(masked, device: device).reshape(rows, S);
-                    var conds = BothHalves(request).Take(generator.NumConds).ToList();
-                    if (guiding is not null) conds.Add(request.Guided ? cat([guiding, guiding], 0) : guiding);
                     var outputs = request.Guided
                         ? generator.Predict(cat([patches, patches], 0), cat([mask, mask], 0), conds)
                         : generator.Predict(patches, mask, conds);
@@ -81,6 +81,8 @@ public sealed class MarLevelSampler(MarGenerator generator, int level, IPatchSam
         finally
         {
             guiding?.Dispose();
+            // Concatenations made here; without guidance they are the caller's own tensors.
+            if (request.Guided || guiding is not null) foreach (var c in conds.Skip(request.Guided ? 0 : generator.NumConds)) c.Dispose();
         }
     }
 
