@@ -101,6 +101,36 @@ public sealed class Options
 
     public string Require(string name) => Get(name) ?? throw new UsageException($"missing --{name}");
 
+    /// <summary>The integer option <paramref name="name"/> in [min, max], or <paramref name="fallback"/> when absent.</summary>
+    public int Int(string name, int fallback, int min = int.MinValue, int max = int.MaxValue) =>
+        Get(name) is { } v ? ParseInt(v, name, min, max) : fallback;
+
+    /// <summary>The finite number option <paramref name="name"/> in [min, max], or <paramref name="fallback"/> when absent.</summary>
+    public double Number(string name, double fallback, double min = double.MinValue, double max = double.MaxValue) =>
+        Get(name) is { } v ? ParseNumber(v, name, min, max) : fallback;
+
+    /// <summary>Parses an integer argument; a bad one is a usage error naming <c>--name</c>.</summary>
+    public static int ParseInt(string value, string name, int min = int.MinValue, int max = int.MaxValue) =>
+        int.TryParse(value, System.Globalization.NumberStyles.Integer, System.Globalization.CultureInfo.InvariantCulture, out int x) && x >= min && x <= max ? x
+        : throw new UsageException($"--{name}: '{value}' is not an integer{Range(min, max, int.MinValue, int.MaxValue)}");
+
+    /// <summary>Parses a finite number; a bad one is a usage error naming <c>--name</c>.</summary>
+    public static double ParseNumber(string value, string name, double min = double.MinValue, double max = double.MaxValue) =>
+        double.TryParse(value, System.Globalization.NumberStyles.Float, System.Globalization.CultureInfo.InvariantCulture, out double x) && double.IsFinite(x) && x >= min && x <= max ? x
+        : throw new UsageException($"--{name}: '{value}' is not a number{Range(min, max, double.MinValue, double.MaxValue)}");
+
+    static string Range<T>(T min, T max, T lowest, T highest) where T : IEquatable<T>, IFormattable
+    {
+        string F(T v) => v.ToString(null, System.Globalization.CultureInfo.InvariantCulture);
+        return (min.Equals(lowest), max.Equals(highest)) switch
+        {
+            (true, true) => "",
+            (false, true) => $" of at least {F(min)}",
+            (true, false) => $" of at most {F(max)}",
+            _ => $" in {F(min)}..{F(max)}",
+        };
+    }
+
     /// <summary>Call after reading every option: an unknown one is a usage error naming it.</summary>
     public void EnsureAllUsed()
     {

@@ -14,10 +14,10 @@ public static class EvalNllCommand
         string? preset = o.Get("preset");
         string dataPath = o.Get("data") ?? "data/emoji32/test.fmds";
         var device = ModelCommands.ParseDevice(o);
-        int passes = Int(o.Get("passes") ?? "4", "passes", 1, 1000);
-        int batch = Int(o.Get("batch") ?? "32", "batch", 1, 4096);
-        int? limit = o.Get("limit") is { } l ? Int(l, "limit", 1, int.MaxValue) : null;
-        int seed = Int(o.Get("seed") ?? "0", "seed", 0, int.MaxValue);
+        int passes = o.Int("passes", 4, 1, 1000);
+        int batch = o.Int("batch", 32, 1, 4096);
+        int? limit = o.Get("limit") is { } l ? Options.ParseInt(l, "limit", 1) : null;
+        int seed = o.Int("seed", 0, 0);
         o.EnsureAllUsed();
         if (!File.Exists(modelPath) && !Directory.Exists(modelPath)) throw new UsageException($"--model: {modelPath} not found");
         if (!File.Exists(dataPath)) throw new UsageException($"--data: {dataPath} not found");
@@ -40,7 +40,4 @@ public static class EvalNllCommand
     static void Row(string name, BitsPerDim v) =>
         Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"{name,-28}{v.Mean,10:F4}{v.HalfWidth95,12:F4}"));
 
-    static int Int(string v, string name, int min, int max) =>
-        int.TryParse(v, NumberStyles.Integer, CultureInfo.InvariantCulture, out int x) && x >= min && x <= max ? x
-        : throw new UsageException($"--{name}: '{v}' is not an integer in {min}..{max}");
 }

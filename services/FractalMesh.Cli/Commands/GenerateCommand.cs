@@ -17,13 +17,13 @@ public static class GenerateCommand
         string? preset = o.Get("preset");
         var device = ModelCommands.ParseDevice(o);
         string classArg = o.Get("class") ?? (mode == "generate" ? "0" : throw new UsageException("missing --class"));
-        int count = ParseInt(o.Get("count") ?? "1", "count", 1, 1024);
-        long seed = ParseInt(o.Get("seed") ?? "0", "seed", 0, int.MaxValue);
-        float cfg = ParseFloat(o.Get("cfg") ?? "1", "cfg", 1, 50);
+        int count = o.Int("count", 1, 1, 1024);
+        long seed = o.Int("seed", 0, 0);
+        float cfg = (float)o.Number("cfg", 1, 1, 50);
         string schedule = o.Get("schedule") ?? "linear";
         if (schedule is not ("linear" or "constant")) throw new UsageException($"--schedule: '{schedule}' is not linear or constant");
-        float temperature = ParseFloat(o.Get("temperature") ?? "1", "temperature", 0.01f, 100);
-        float filter = ParseFloat(o.Get("filter") ?? "1e-4", "filter", 0, 1);
+        float temperature = (float)o.Number("temperature", 1, 0.01, 100);
+        float filter = (float)o.Number("filter", 1e-4, 0, 1);
         string? iters = o.Get("iters");
         string outDir = o.Get("out") ?? "out";
         string? imagePath = mode == "generate" ? null : o.Require("image");
@@ -40,7 +40,7 @@ public static class GenerateCommand
         var labels = ParseClasses(classArg, names, config.ClassNum);
         int[] numIter = iters is null
             ? SamplingOptions.DefaultNumIter(config)
-            : iters.Split(',').Select(v => ParseInt(v.Trim(), "iters", 1, 4096)).ToArray();
+            : iters.Split(',').Select(v => Options.ParseInt(v.Trim(), "iters", 1, 4096)).ToArray();
         if (numIter.Length != config.Levels) throw new UsageException($"--iters: the model has {config.Levels} levels, got {numIter.Length} values");
 
         int size = config.ImageSizes[0];
@@ -150,12 +150,4 @@ public static class GenerateCommand
         if (labels.Count == 0) throw new UsageException("--class: no class given");
         return labels;
     }
-
-    static int ParseInt(string v, string name, int min, int max) =>
-        int.TryParse(v, NumberStyles.Integer, CultureInfo.InvariantCulture, out int x) && x >= min && x <= max ? x
-        : throw new UsageException($"--{name}: '{v}' is not an integer in {min}..{max}");
-
-    static float ParseFloat(string v, string name, float min, float max) =>
-        float.TryParse(v, NumberStyles.Float, CultureInfo.InvariantCulture, out float x) && float.IsFinite(x) && x >= min && x <= max ? x
-        : throw new UsageException($"--{name}: '{v}' is not a number in {min.ToString(CultureInfo.InvariantCulture)}..{max.ToString(CultureInfo.InvariantCulture)}");
 }

@@ -29,17 +29,17 @@ public static class RemoteGenerate
         foreach (var local in new[] { "model", "preset", "device" })
             if (o.Get(local) is not null) throw new UsageException($"--{local}: the gateway at {endpoint} chooses its model and device; drop --{local} or --endpoint");
         string classArg = o.Get("class") ?? (mode == "generate" ? "0" : throw new UsageException("missing --class"));
-        int count = Int(o.Get("count") ?? "1", "count");
+        int count = o.Int("count", 1);
         long seed = long.TryParse(o.Get("seed") ?? "0", NumberStyles.Integer, CultureInfo.InvariantCulture, out long s) ? s
             : throw new UsageException("--seed: not an integer");
         var parameters = new JsonObject
         {
-            ["cfg"] = Float(o.Get("cfg") ?? "1", "cfg"),
+            ["cfg"] = (float)o.Number("cfg", 1),
             ["cfgSchedule"] = o.Get("schedule") ?? "linear",
-            ["temperature"] = Float(o.Get("temperature") ?? "1", "temperature"),
-            ["filterThreshold"] = Float(o.Get("filter") ?? "1e-4", "filter"),
+            ["temperature"] = (float)o.Number("temperature", 1),
+            ["filterThreshold"] = (float)o.Number("filter", 1e-4),
         };
-        if (o.Get("iters") is { } iters) parameters["numIter"] = new JsonArray(iters.Split(',').Select(v => (JsonNode)Int(v.Trim(), "iters")).ToArray());
+        if (o.Get("iters") is { } iters) parameters["numIter"] = new JsonArray(iters.Split(',').Select(v => (JsonNode)Options.ParseInt(v.Trim(), "iters")).ToArray());
         string outDir = o.Get("out") ?? "out";
         var labels = classArg.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)
             .Select(c => int.TryParse(c, NumberStyles.Integer, CultureInfo.InvariantCulture, out int l) ? l
@@ -132,10 +132,4 @@ public static class RemoteGenerate
 
     static string ReadPng(string path, string name) =>
         File.Exists(path) ? Convert.ToBase64String(File.ReadAllBytes(path)) : throw new UsageException($"--{name}: {path} not found");
-
-    static int Int(string v, string name) =>
-        int.TryParse(v, NumberStyles.Integer, CultureInfo.InvariantCulture, out int x) ? x : throw new UsageException($"--{name}: '{v}' is not an integer");
-
-    static float Float(string v, string name) =>
-        float.TryParse(v, NumberStyles.Float, CultureInfo.InvariantCulture, out float x) && float.IsFinite(x) ? x : throw new UsageException($"--{name}: '{v}' is not a number");
 }

@@ -13,15 +13,15 @@ public static class TrainCommand
             TrainSplit = o.Get("data") ?? "data/emoji32/train.fmds",
             OutputDir = o.Get("out") ?? "runs/emoji32",
             Preset = o.Get("preset") ?? "fractalmar_tiny_in32",
-            BatchSize = Int(o, "batch", 32, 1, 4096),
-            TotalSteps = Int(o, "steps", 20_000, 1, int.MaxValue),
-            WarmupSteps = Int(o, "warmup", 500, 0, int.MaxValue),
-            LearningRate = Double(o, "lr", 1e-3),
-            Seed = Int(o, "seed", 0, 0, int.MaxValue),
-            CheckpointMinutes = Double(o, "checkpoint-minutes", 5),
-            MaxStepsThisRun = o.Get("max-steps") is { } m ? Int(m, "max-steps", 1, int.MaxValue) : null,
-            Dropout = o.Get("dropout") is { } d ? Double(d, "dropout") : null,
-            Threads = Int(o, "threads", 0, 0, 256),
+            BatchSize = o.Int("batch", 32, 1, 4096),
+            TotalSteps = o.Int("steps", 20_000, 1),
+            WarmupSteps = o.Int("warmup", 500, 0),
+            LearningRate = o.Number("lr", 1e-3, 0),
+            Seed = o.Int("seed", 0, 0),
+            CheckpointMinutes = o.Number("checkpoint-minutes", 5, 0),
+            MaxStepsThisRun = o.Get("max-steps") is { } m ? Options.ParseInt(m, "max-steps", 1) : null,
+            Dropout = o.Get("dropout") is { } d ? Options.ParseNumber(d, "dropout", 0, 1) : null,
+            Threads = o.Int("threads", 0, 0, 256),
             Device = ModelCommands.ParseDevice(o).ToString(),
             Config = o.Get("config") is { } c ? LoadConfig(c) : null,
         };
@@ -60,16 +60,4 @@ public static class TrainCommand
         try { return FractalMesh.Model.Config.FractalConfig.FromJson(File.ReadAllText(path)); }
         catch (Exception e) when (e is ArgumentException or System.Text.Json.JsonException) { throw new UsageException($"--config: {e.Message}"); }
     }
-
-    static int Int(Options o, string name, int fallback, int min, int max) => o.Get(name) is { } v ? Int(v, name, min, max) : fallback;
-
-    static int Int(string v, string name, int min, int max) =>
-        int.TryParse(v, NumberStyles.Integer, CultureInfo.InvariantCulture, out int x) && x >= min && x <= max ? x
-        : throw new UsageException($"--{name}: '{v}' is not an integer in {min}..{max}");
-
-    static double Double(Options o, string name, double fallback) => o.Get(name) is { } v ? Double(v, name) : fallback;
-
-    static double Double(string v, string name) =>
-        double.TryParse(v, NumberStyles.Float, CultureInfo.InvariantCulture, out double x) && double.IsFinite(x) && x >= 0 ? x
-        : throw new UsageException($"--{name}: '{v}' is not a non-negative number");
 }
