@@ -49,7 +49,7 @@ public sealed class ArGenerator : Generator
     {
         using var scope = NewDisposeScope();
         var x = cat([condEmb.call(conds[0]).unsqueeze(1), patchEmb.call(patches)], 1); // (N, 1+S, C)
-        x = patchEmbLn.call(x + posEmbed);
+        x = patchEmbLn.call(x.add(posEmbed, Scalars.One));
         var table = rope.For(x.device);
         for (int i = 0; i < blocks.Count; i++) x = blocks[i].Forward(x, table, null, i);
         x = norm.call(x);
@@ -65,7 +65,7 @@ public sealed class ArGenerator : Generator
         using var scope = NewDisposeScope();
         if (cache.Length != step) throw new InvalidOperationException($"KV cache holds {cache.Length} positions, step is {step}");
         var token = step == 0 ? condEmb.call(cond) : patchEmb.call(previousPatch!);      // (N, C)
-        var x = patchEmbLn.call(token + posEmbed.select(1, step)).unsqueeze(1);         // (N, 1, C)
+        var x = patchEmbLn.call(token.add(posEmbed.select(1, step), Scalars.One)).unsqueeze(1);         // (N, 1, C)
         var table = rope.For(x.device).narrow(0, step, 1);
         for (int i = 0; i < blocks.Count; i++) x = blocks[i].Forward(x, table, cache, i);
         return norm.call(x).squeeze(1).MoveToOuterDisposeScope();

@@ -169,8 +169,8 @@ public sealed class LlamaBlock : nn.Module
     public Tensor Forward(Tensor x, Tensor rope, KvCache? cache, int block)
     {
         using var scope = NewDisposeScope();
-        var h = x + attention.Forward(attentionNorm.Forward(x), rope, cache, block);
-        return (h + feedForward.Forward(ffnNorm.Forward(h))).MoveToOuterDisposeScope();
+        var h = x.add(attention.Forward(attentionNorm.Forward(x), rope, cache, block), Scalars.One);
+        return h.add(feedForward.Forward(ffnNorm.Forward(h)), Scalars.One).MoveToOuterDisposeScope();
     }
 }
 
@@ -202,6 +202,6 @@ public static class Rotary2D
         var f = table.view(1, t, 1, d / 2, 2);
         var (x0, x1) = (xs.select(-1, 0), xs.select(-1, 1));
         var (c, s) = (f.select(-1, 0), f.select(-1, 1));
-        return stack([x0 * c - x1 * s, x1 * c + x0 * s], -1).flatten(3).MoveToOuterDisposeScope();
+        return stack([x0 * c - x1 * s, (x1 * c).add(x0 * s, Scalars.One)], -1).flatten(3).MoveToOuterDisposeScope();
     }
 }

@@ -77,7 +77,7 @@ public sealed class MarGenerator : Generator
         var patchTokens = patchEmb.call(patches);                                  // (N, S, C)
         patchTokens = where(mask.to_type(ScalarType.Bool).unsqueeze(-1), maskToken, patchTokens);
         tokens.Add(patchTokens);
-        var x = cat(tokens, 1) + posEmbed;                                         // (N, prefix+S, C)
+        var x = cat(tokens, 1).add(posEmbed, Scalars.One);                                         // (N, prefix+S, C)
         x = patchEmbLn.call(x);
         foreach (var block in blocks) x = block.Forward(x);
         x = norm.call(x);

@@ -21,7 +21,7 @@ public sealed class CodebookLogits : nn.Module
     public Tensor Forward(Tensor hidden, Tensor codebook)
     {
         using var scope = NewDisposeScope();
-        return (hidden.matmul(codebook.t()) + bias).MoveToOuterDisposeScope();
+        return hidden.matmul(codebook.t()).add(bias, Scalars.One).MoveToOuterDisposeScope();
     }
 }
 

@@ -87,7 +87,7 @@ public sealed class VitBlock : nn.Module
     public Tensor Forward(Tensor x)
     {
         using var scope = NewDisposeScope();
-        var h = x + attn.Forward(norm1.call(x));
-        return (h + mlp.Forward(norm2.call(h))).MoveToOuterDisposeScope();
+        var h = x.add(attn.Forward(norm1.call(x)), Scalars.One);
+        return h.add(mlp.Forward(norm2.call(h)), Scalars.One).MoveToOuterDisposeScope();
     }
 }
