@@ -54,9 +54,10 @@ public sealed class Trainer : IDisposable
         else
         {
             manual_seed(options.Seed);
-            var config = options.Config ?? Presets.Get(options.Preset);
+            var config = options.InitFrom is { } init ? ModelCheckpoint.ReadConfig(init) : options.Config ?? Presets.Get(options.Preset);
             if (options.Dropout is double d) config = config with { AttnDropout = d, ProjDropout = d };
             model = new FractalModel(config);
+            if (options.InitFrom is { } from) ModelCheckpoint.LoadWeights(model, from);
         }
         if (model.Config.ImageSizes[0] != data.Height || data.Height != data.Width)
             throw new InvalidDataException($"{options.TrainSplit} holds {data.Width}×{data.Height} images but the model makes {model.Config.ImageSizes[0]}×{model.Config.ImageSizes[0]}");

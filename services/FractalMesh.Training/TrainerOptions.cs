@@ -9,6 +9,11 @@ public sealed record TrainerOptions
     public required string OutputDir { get; init; }
     /// <summary>Configuration used when the run starts fresh; overrides <see cref="Preset"/> when set.</summary>
     public FractalMesh.Model.Config.FractalConfig? Config { get; init; }
+    /// <summary>
+    /// Warm start: a FractalMesh checkpoint whose configuration and weights a fresh run starts from (with a new optimizer and
+    /// schedule); ignored on resume. <see cref="Dropout"/> still applies.
+    /// </summary>
+    public string? InitFrom { get; init; }
     /// <summary>Preset used when the run starts fresh.</summary>
     public string Preset { get; init; } = "fractalmar_tiny_in32";
     public int BatchSize { get; init; } = 32;

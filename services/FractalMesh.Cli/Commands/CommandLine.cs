@@ -17,7 +17,7 @@ public static class CommandLine
                                                 write a trained checkpoint for shipping
           presets                               list the presets and their parameter counts
           data emoji [--out DIR] [--size 32|64] build the emoji dataset from npm
-          train [--data FILE] [--out DIR] [--preset NAME] [--steps N] [--batch N] [--lr X] [--max-steps N]
+          train [--data FILE] [--out DIR] [--preset NAME | --init MODEL] [--steps N] [--batch N] [--lr X] [--max-steps N]
                                                 train with the official recipe; resumes from DIR; Ctrl-C saves
           eval-nll [--model FILE] [--data FILE] [--passes N]
                                                 test-split bits/dim beside PNG and lossless WebP

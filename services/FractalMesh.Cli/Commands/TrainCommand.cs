@@ -13,6 +13,7 @@ public static class TrainCommand
             TrainSplit = o.Get("data") ?? "data/emoji32/train.fmds",
             OutputDir = o.Get("out") ?? "runs/emoji32",
             Preset = o.Get("preset") ?? "fractalmar_tiny_in32",
+            InitFrom = o.Get("init"),
             BatchSize = o.Int("batch", 32, 1, 4096),
             TotalSteps = o.Int("steps", 20_000, 1),
             WarmupSteps = o.Int("warmup", 500, 0),
@@ -27,6 +28,7 @@ public static class TrainCommand
         };
         bool samples = !o.Flag("no-samples");
         o.EnsureAllUsed();
+        if (options.InitFrom is { } init && !File.Exists(init)) throw new UsageException($"--init: {init} not found");
         if (!File.Exists(options.TrainSplit)) throw new UsageException($"--data: {options.TrainSplit} not found (run `fractalmesh data emoji` first)");
         using var cts = new CancellationTokenSource();
         ConsoleCancelEventHandler onCancel = (_, e) => { e.Cancel = true; cts.Cancel(); Console.Error.WriteLine("\nstopping: saving a checkpoint…"); };

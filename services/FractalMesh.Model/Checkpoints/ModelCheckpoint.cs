@@ -80,6 +80,22 @@ public static class ModelCheckpoint
         }
     }
 
+    /// <summary>The configuration stored in a FractalMesh checkpoint's metadata.</summary>
+    public static FractalConfig ReadConfig(string path)
+    {
+        var (tensors, metadata) = ReadOwn(path);
+        foreach (var kv in tensors) kv.Value.Dispose();
+        return FractalConfig.FromJson(metadata[ConfigKey]);
+    }
+
+    /// <summary>Loads the weights of a FractalMesh checkpoint into <paramref name="model"/> (key for key, shapes checked), in float32.</summary>
+    public static void LoadWeights(FractalModel model, string path)
+    {
+        var (tensors, _) = ReadOwn(path);
+        try { LoadInto(model, tensors, path); }
+        finally { foreach (var kv in tensors) kv.Value.Dispose(); }
+    }
+
     /// <summary>Builds a model from <paramref name="config"/> and loads an official <c>checkpoint-last.pth</c> into it.</summary>
     public static FractalModel LoadOfficial(string path, FractalConfig config, Device? device = null)
     {
