@@ -91,7 +91,7 @@ fi
 # start_level1 LOGDIR: level 1 and the pixel head of the model, on FM_LEVEL1_PORT.
 start_level1() {
   "${pinned[@]}" dotnet "$level_dll" --urls="http://127.0.0.1:$level1_port" \
-    --Level:Model="$model" --Level:FirstLevel=1 --Level:MaxWaitMilliseconds="${FM_LEVEL1_MAX_WAIT_MS:-2}" --Level:TorchThreads="$torch_threads" \
+    --Level:Model="$model" --Level:FirstLevel=1 --Level:TorchThreads="$torch_threads" \
     --Observability:MetricsUrl="http://127.0.0.1:$metrics_port/" \
     --Logging:LogLevel:Default=Warning --Logging:LogLevel:Microsoft.Hosting.Lifetime=Information >"$1/level1.log" 2>&1 &
   pids+=($!)

@@ -36,13 +36,16 @@ public sealed class GatewayOptions : IValidatableObject
     [Range(64, 64 * 1024 * 1024, ErrorMessage = RangeMessage)]
     public int MaxImageBytes { get; set; } = 256 * 1024;
 
-    /// <summary>Requests generating at once; the rest wait in a bounded queue. Default 1 (a CPU is busy with one).</summary>
+    /// <summary>
+    /// Requests generating at once (their rows share every level's forward passes step by step); the rest wait in a
+    /// bounded queue. Default 16.
+    /// </summary>
     [Range(1, 64, ErrorMessage = RangeMessage)]
-    public int MaxConcurrentRequests { get; set; } = 1;
+    public int MaxConcurrentRequests { get; set; } = 16;
 
-    /// <summary>Requests that may wait for a slot; beyond this the gateway answers RESOURCE_EXHAUSTED (HTTP 429). Default 8.</summary>
+    /// <summary>Requests that may wait for a slot; beyond this the gateway answers RESOURCE_EXHAUSTED (HTTP 429). Default 32.</summary>
     [Range(0, 10_000, ErrorMessage = RangeMessage)]
-    public int MaxQueuedRequests { get; set; } = 8;
+    public int MaxQueuedRequests { get; set; } = 32;
 
     /// <summary>Where gRPC is served, over HTTP/2 without TLS (prior knowledge); default http://localhost:5080.</summary>
     [Required(ErrorMessage = "Gateway:{0} is required")]
@@ -89,14 +92,17 @@ public sealed class GatewayOptions : IValidatableObject
     /// Distributed mode (DESIGN.md §3): the replicas of the level service that samples levels <see cref="FirstRemoteLevel"/>
     /// and below, as <c>http://host:port</c> entries (client-side round-robin) or one <c>dns:///host:port</c> (every
     /// address the name resolves to, re-resolved every 15 s: a headless Kubernetes Service, a compose service scaled with
-    /// <c>--scale</c>). Empty (the default): embedded mode, every level in this process. Level 0 always runs here, so
-    /// previews, per-step checkpoints and resumption stay exact.
+    /// <c>--scale</c>). Empty (the default): embedded mode, every level in this process. Level 0 reports every step back
+    /// to the gateway, so previews, per-step checkpoints and resumption stay exact wherever it runs.
     /// </summary>
     public string[] LevelAddresses { get; set; } = [];
 
-    /// <summary>The first level served by <see cref="LevelAddresses"/> (1 to the model's level count, which is the pixel head); the levels above it run here. Default 1.</summary>
-    [Range(1, 64, ErrorMessage = RangeMessage)]
-    public int FirstRemoteLevel { get; set; } = 1;
+    /// <summary>
+    /// The first level served by <see cref="LevelAddresses"/> (0 to the model's level count, which is the pixel head); the
+    /// levels above it run here. Default 0: every level in level services, no weights in the gateway.
+    /// </summary>
+    [Range(0, 64, ErrorMessage = RangeMessage)]
+    public int FirstRemoteLevel { get; set; }
 
     /// <summary>Deadline of a call to the level services when the incoming call has none (jobs, gRPC calls without a deadline); default 120 s.</summary>
     [Range(1, 86_400, ErrorMessage = RangeMessage)]

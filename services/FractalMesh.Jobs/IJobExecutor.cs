@@ -13,7 +13,7 @@ public interface IJobExecutor
     /// work within one step of any level and throws <see cref="OperationCanceledException"/>. Resuming from a checkpoint
     /// must give the same images, byte for byte, as an uninterrupted run (DESIGN.md §2: counter-based randomness).
     /// </summary>
-    Task<IReadOnlyList<JobImage>> RunAsync(JobRecord job, JobCheckpoint? resumeFrom, Action<JobStepReport> onStep, CancellationToken cancel);
+    Task<IReadOnlyList<JobImage>> RunAsync(JobRecord job, JobCheckpoint? resumeFrom, Func<JobStepReport, ValueTask> onStep, CancellationToken cancel);
 }
 
 /// <summary>One finished level-0 step: the state to resume from, progress, and a preview for watchers.</summary>

@@ -300,24 +300,23 @@ public sealed class JobRunner : IAsyncDisposable
         if (checkpoint is not null)
             logger.LogInformation("Job {Id}: resuming at level-0 step {Step} (resumption {Count})", id, checkpoint.Step, current.Resumptions);
 
-        // Called on the generating thread after every level-0 step: the checkpoint is stored before the next step starts,
-        // so a failure loses at most the step in flight.
-        void OnStep(JobStepReport report)
+        // Awaited after every level-0 step: the checkpoint is stored before the next step starts, so a failure loses at
+        // most the step in flight. No thread waits meanwhile.
+        async ValueTask OnStep(JobStepReport report)
         {
-            if (!store.TryLeaseAsync(id, Owner, options.LeaseTtl).GetAwaiter().GetResult())
+            if (!await store.TryLeaseAsync(id, Owner, options.LeaseTtl))
             {
                 job.Cancel(StopReason.LostLease);
                 return;
             }
-            store.SaveCheckpointAsync(id, report.Checkpoint).GetAwaiter().GetResult();
+            await store.SaveCheckpointAsync(id, report.Checkpoint);
             current = current with
             {
                 Step = report.Checkpoint.Step, Steps = report.Steps, DoneFraction = report.DoneFraction, UpdatedAt = time.GetUtcNow(),
             };
-            store.UpdateAsync(current).GetAwaiter().GetResult();
-            AppendEventAsync(id, new JobEvent("", JobStatus.Running, current.Step, current.Steps, current.DoneFraction, report.PreviewPng, null))
-                .GetAwaiter().GetResult();
-            if (store.IsCancelRequestedAsync(id).GetAwaiter().GetResult()) job.Cancel(StopReason.Cancelled);
+            await store.UpdateAsync(current);
+            await AppendEventAsync(id, new JobEvent("", JobStatus.Running, current.Step, current.Steps, current.DoneFraction, report.PreviewPng, null));
+            if (await store.IsCancelRequestedAsync(id)) job.Cancel(StopReason.Cancelled);
         }
 
         bool release = true;

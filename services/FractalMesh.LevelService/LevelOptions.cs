@@ -5,7 +5,7 @@ namespace FractalMesh.LevelService;
 /// <summary>
 /// What this level service runs (configuration section <c>Level</c>, validated at start): the checkpoint, the contiguous
 /// range of levels it serves (the pixel head comes with the last level), the device, where the next level lives when the
-/// range stops above the bottom, and the batching limits.
+/// range stops above the bottom, and the admission and batching limits.
 /// </summary>
 public sealed class LevelOptions : IValidatableObject
 {
@@ -41,21 +41,20 @@ public sealed class LevelOptions : IValidatableObject
     [Range(1, 86_400, ErrorMessage = "Level:NextTimeoutSeconds must be between 1 and 86400")]
     public int NextTimeoutSeconds { get; set; } = 120;
 
-    /// <summary>Most rows in one forward pass; a larger request is cut into several. Default 1024.</summary>
+    /// <summary>Most rows in one forward pass of a level; a larger call runs alone. Default 1024.</summary>
     [Range(1, 1_000_000, ErrorMessage = "Level:MaxBatchRows must be between 1 and 1000000")]
     public int MaxBatchRows { get; set; } = 1024;
 
-    /// <summary>How long the first waiting rows wait for others to share their forward pass; default 2 ms.</summary>
-    [Range(0, 60_000, ErrorMessage = "Level:MaxWaitMilliseconds must be between 0 and 60000")]
-    public int MaxWaitMilliseconds { get; set; } = 2;
-
-    /// <summary>Most rows waiting; a call that would exceed it is answered RESOURCE_EXHAUSTED. Default 8192.</summary>
+    /// <summary>Most rows admitted at once (in flight); a call that would exceed it is answered RESOURCE_EXHAUSTED. Default 8192.</summary>
     [Range(1, 100_000_000, ErrorMessage = "Level:MaxQueueRows must be between 1 and 100000000")]
     public int MaxQueueRows { get; set; } = 8192;
 
-    /// <summary>Batches run at once, each on its own thread (more than 1 overlaps waiting on a remote next level); default 1.</summary>
-    [Range(1, 64, ErrorMessage = "Level:Workers must be between 1 and 64")]
-    public int Workers { get; set; } = 1;
+    /// <summary>
+    /// Holds every admitted call this long before its rows enter the level's passes: for fault drills and tests that
+    /// need a call in flight at a known moment. Default 0 (an idle level starts a call at once).
+    /// </summary>
+    [Range(0, 60_000, ErrorMessage = "Level:StartDelayMilliseconds must be between 0 and 60000")]
+    public int StartDelayMilliseconds { get; set; }
 
     /// <summary>libtorch intra-op threads; 0 (default) leaves libtorch's choice.</summary>
     [Range(0, 1024, ErrorMessage = "Level:TorchThreads must be between 0 and 1024")]

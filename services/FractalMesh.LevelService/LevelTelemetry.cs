@@ -31,7 +31,7 @@ public sealed class LevelTelemetry
     static readonly double[] SecondsBuckets = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120];
     static readonly int[] RowBuckets = [1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096, 8192];
 
-    readonly Histogram<double> queueWait, stepDuration;
+    readonly Histogram<double> stepDuration;
     readonly Histogram<int> batchRows, batchCalls;
     readonly Counter<long> rows, rejected;
     Func<int>? queuedRows;
@@ -41,38 +41,35 @@ public sealed class LevelTelemetry
         var meter = meters.Create(Name);
         var first = new KeyValuePair<string, object?>(LevelTag, options.Value.FirstLevel);
         meter.CreateObservableGauge("fractalmesh.level.queue.rows", () => new Measurement<int>(queuedRows?.Invoke() ?? 0, first),
-            "{row}", "Rows waiting for a forward pass");
-        queueWait = meter.CreateHistogram("fractalmesh.level.queue.wait", "s", "How long the oldest rows of a batch waited for it",
-            advice: new InstrumentAdvice<double> { HistogramBucketBoundaries = SecondsBuckets });
+            "{row}", "Rows admitted and not yet answered (the level's queue depth, which its autoscaler follows)");
         stepDuration = meter.CreateHistogram("fractalmesh.level.step.duration", "s",
-            "One level's sampling of a batch: all its iterations, the levels below it included",
+            "One level's sampling of a call: all its iterations, the levels below it included",
             advice: new InstrumentAdvice<double> { HistogramBucketBoundaries = SecondsBuckets });
         batchRows = meter.CreateHistogram("fractalmesh.level.batch.rows", "{row}", "Rows in one forward pass of a level",
             advice: new InstrumentAdvice<int> { HistogramBucketBoundaries = RowBuckets });
-        batchCalls = meter.CreateHistogram("fractalmesh.level.batch.calls", "{call}", "Calls whose rows share one batch",
+        batchCalls = meter.CreateHistogram("fractalmesh.level.batch.calls", "{call}", "Calls whose rows share one forward pass",
             advice: new InstrumentAdvice<int> { HistogramBucketBoundaries = RowBuckets });
         rows = meter.CreateCounter<long>("fractalmesh.level.rows", "{row}", "Rows sampled");
         rejected = meter.CreateCounter<long>("fractalmesh.level.rejected", "{call}", "Calls answered RESOURCE_EXHAUSTED because the queue was full");
     }
 
-    /// <summary>Where the queue gauge reads the rows waiting (the batcher, once it exists).</summary>
-    public void ObserveQueue(Func<int> waitingRows) => queuedRows = waitingRows;
+    /// <summary>Where the queue gauge reads the rows admitted.</summary>
+    public void ObserveQueue(Func<int> admittedRows) => queuedRows = admittedRows;
 
-    /// <summary>A batch left the queue: its calls, and how long its oldest rows waited.</summary>
-    public void BatchTaken(int level, int calls, TimeSpan oldestWait)
+    /// <summary>A forward pass of <paramref name="level"/> ran over <paramref name="passRows"/> rows of <paramref name="calls"/> calls.</summary>
+    public void PassRan(int level, int passRows, int calls)
     {
         var tag = new KeyValuePair<string, object?>(LevelTag, level);
+        batchRows.Record(passRows, tag);
         batchCalls.Record(calls, tag);
-        queueWait.Record(oldestWait.TotalSeconds, tag);
     }
 
-    /// <summary>A level sampled <paramref name="batch"/> rows in <paramref name="elapsed"/>.</summary>
-    public void LevelSampled(int level, int batch, TimeSpan elapsed)
+    /// <summary>A level sampled a call of <paramref name="callRows"/> rows in <paramref name="elapsed"/>.</summary>
+    public void LevelSampled(int level, int callRows, TimeSpan elapsed)
     {
         var tag = new KeyValuePair<string, object?>(LevelTag, level);
-        batchRows.Record(batch, tag);
         stepDuration.Record(elapsed.TotalSeconds, tag);
-        rows.Add(batch, tag);
+        rows.Add(callRows, tag);
     }
 
     /// <summary>A call of <paramref name="level"/> was turned away because the queue was full.</summary>

@@ -5,10 +5,10 @@ namespace FractalMesh.LevelService;
 
 /// <summary>
 /// Loads the checkpoint in the background once the host has started, so that liveness answers at once and readiness
-/// turns SERVING when the model is in memory; then starts the batcher. A model that cannot be loaded stops the process
+/// turns SERVING when the model is in memory. A model that cannot be loaded stops the process
 /// with exit code 1 and the reason in the log.
 /// </summary>
-public sealed class ModelLoader(IOptions<LevelOptions> options, RowBatcher batcher, LevelTelemetry telemetry, IHostApplicationLifetime lifetime,
+public sealed class ModelLoader(IOptions<LevelOptions> options, LevelCalls calls, LevelTelemetry telemetry, IHostApplicationLifetime lifetime,
     ILogger<ModelLoader> logger)
     : BackgroundService, IHealthCheck
 {
@@ -24,9 +24,11 @@ public sealed class ModelLoader(IOptions<LevelOptions> options, RowBatcher batch
         {
             logger.LogInformation("loading {Model} on {Device}", o.Model, o.Device);
             var levels = ServedLevels.Load(o, telemetry);
-            batcher.Start(levels);
+            telemetry.ObserveQueue(() => calls.AdmittedRows);
             served = levels;
-            logger.LogInformation("ready: serving {Levels}", levels.Description);
+            long parameters = levels.Model.parameters().Sum(p => p.numel());
+            long bytes = levels.Model.parameters().Sum(p => p.numel() * p.element_size());
+            logger.LogInformation("ready: serving {Levels}; loaded {Parameters:N0} parameters ({Megabytes:F1} MB)", levels.Description, parameters, bytes / 1e6);
         }
         catch (Exception e)
         {
@@ -36,7 +38,7 @@ public sealed class ModelLoader(IOptions<LevelOptions> options, RowBatcher batch
         }
     }, stoppingToken, TaskCreationOptions.LongRunning, TaskScheduler.Default);
 
-    /// <summary>Readiness: the model is loaded and the batcher runs.</summary>
+    /// <summary>Readiness: the model is loaded.</summary>
     public Task<HealthCheckResult> CheckHealthAsync(HealthCheckContext context, CancellationToken cancellationToken = default) =>
         Task.FromResult(served is { } levels
             ? HealthCheckResult.Healthy($"serving {levels.Description}")
@@ -44,7 +46,6 @@ public sealed class ModelLoader(IOptions<LevelOptions> options, RowBatcher batch
 
     public override void Dispose()
     {
-        batcher.Dispose();
         served?.Dispose();
         base.Dispose();
     }

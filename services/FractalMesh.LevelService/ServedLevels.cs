@@ -27,6 +27,9 @@ public sealed class ServedLevels : IDisposable
         Shapes = samplers.Keys.ToDictionary(l => l, l => LevelShape.Of(model.Config, l));
     }
 
+    /// <summary>The whole model (its class embeddings make level 0's conditions).</summary>
+    public FractalModel Model => model;
+
     /// <summary>Where the model's tensors live.</summary>
     public Device Device { get; }
     /// <summary>First and last level served; <see cref="Last"/> equals the model's level count when the pixel head is served.</summary>
@@ -72,11 +75,18 @@ public sealed class ServedLevels : IDisposable
 
             var samplers = new Dictionary<int, IPatchSampler>();
             RemotePatchSampler? remote = null;
+            var scheduling = new SchedulerOptions { MaxRowsPerPass = options.MaxBatchRows };
             IPatchSampler Timed(IPatchSampler sampler, int level) => telemetry is null ? sampler : new TimedPatchSampler(sampler, level, telemetry);
+            void Observe(PassStatistics statistics, int level)
+            {
+                if (telemetry is not null) statistics.Passed += (rows, calls) => telemetry.PassRan(level, rows, calls);
+            }
             IPatchSampler next;
             if (last == levels - 1 || first == levels)
             {
-                next = Timed(FractalSampler.ForPixelHead(model), levels);
+                var head = FractalSampler.ForPixelHead(model, scheduling);
+                Observe(head.Scheduler.Statistics, levels);
+                next = Timed(head, levels);
                 samplers[levels] = next;
             }
             else
@@ -94,7 +104,9 @@ public sealed class ServedLevels : IDisposable
             }
             for (int level = Math.Min(last, levels - 1); level >= first; level--)
             {
-                next = Timed(FractalSampler.ForLevel(nodes[level], next), level);
+                var sampler = FractalSampler.ForLevel(nodes[level], next, scheduling);
+                if (sampler is MarLevelSampler mar) Observe(mar.Scheduler.Statistics, level);
+                next = Timed(sampler, level);
                 samplers[level] = next;
             }
             return new ServedLevels(model, device, first, samplers.Keys.Max(), samplers, remote);

@@ -5,14 +5,14 @@ namespace FractalMesh.LevelService;
 
 /// <summary>
 /// One served level's sampler with a span and its step latency, batch size and rows recorded (<see cref="LevelTelemetry"/>).
-/// Sampling is synchronous on the batcher's thread, so the span is current while the level calls the next one, remote or
-/// not, and a remote call carries the trace on.
+/// The span flows with the call's asynchronous work, so it is current while the level calls the next one, remote or not,
+/// and a remote call carries the trace on.
 /// </summary>
 sealed class TimedPatchSampler(IPatchSampler inner, int level, LevelTelemetry telemetry) : IPatchSampler
 {
     public int PatchSize => inner.PatchSize;
 
-    public byte[] Sample(PatchRequest request, CancellationToken cancel = default)
+    public async Task<byte[]> SampleAsync(PatchRequest request, CancellationToken cancel = default)
     {
         using var activity = LevelTelemetry.Source.StartActivity("level.sample");
         activity?.SetTag(LevelTelemetry.LevelTag, level);
@@ -20,7 +20,7 @@ sealed class TimedPatchSampler(IPatchSampler inner, int level, LevelTelemetry te
         long start = Stopwatch.GetTimestamp();
         try
         {
-            var patches = inner.Sample(request, cancel);
+            var patches = await inner.SampleAsync(request, cancel).ConfigureAwait(false);
             telemetry.LevelSampled(level, request.Rows, Stopwatch.GetElapsedTime(start));
             return patches;
         }

@@ -14,14 +14,15 @@ namespace FractalMesh.Rpc;
 /// A level sampled by remote replicas (DESIGN.md §3, §5): encodes the rows with <see cref="PatchRowCodec"/>, spreads a large
 /// request over the replicas and gathers the patches in order. One deadline per call, inherited from
 /// <see cref="CallDeadline"/> or <see cref="RemoteLevelOptions.Timeout"/>; the channel retries only Unavailable (its service
-/// config) and balances round-robin; a Polly circuit breaker keyed on Unavailable, DeadlineExceeded and ResourceExhausted
-/// fails calls fast while the level keeps failing.
+/// config) and balances round-robin; a Polly circuit breaker keyed on Unavailable and DeadlineExceeded fails calls fast
+/// while the level keeps failing. RESOURCE_EXHAUSTED is backpressure from a working level, not a failure: it reaches the
+/// caller and leaves the circuit closed.
 /// </summary>
 public sealed class RemotePatchSampler : IPatchSampler, IDisposable
 {
-    /// <summary>The statuses that count against the circuit: the level is down, too slow or overloaded.</summary>
+    /// <summary>The statuses that count against the circuit: the level is down or too slow (not: busy).</summary>
     public static readonly IReadOnlySet<StatusCode> BreakerStatuses =
-        new HashSet<StatusCode> { StatusCode.Unavailable, StatusCode.DeadlineExceeded, StatusCode.ResourceExhausted };
+        new HashSet<StatusCode> { StatusCode.Unavailable, StatusCode.DeadlineExceeded };
 
     readonly RemoteLevelOptions options;
     readonly GrpcChannel channel;
@@ -63,17 +64,16 @@ public sealed class RemotePatchSampler : IPatchSampler, IDisposable
 
     /// <summary>
     /// Completes every row's patch remotely. Encoding is synchronous tensor work done before any wait; the calls then run
-    /// concurrently and this thread blocks until all are back (the contract is synchronous). Errors surface as
-    /// <see cref="RpcException"/> with the level's status (an open circuit as Unavailable); cancellation as
-    /// <see cref="OperationCanceledException"/>.
+    /// concurrently and no thread waits for them. Errors surface as <see cref="RpcException"/> with the level's status (an
+    /// open circuit as Unavailable); cancellation as <see cref="OperationCanceledException"/>.
     /// </summary>
-    public byte[] Sample(PatchRequest request, CancellationToken cancel = default)
+    public Task<byte[]> SampleAsync(PatchRequest request, CancellationToken cancel = default)
     {
-        if (request.Rows == 0) return [];
+        if (request.Rows == 0) return Task.FromResult(Array.Empty<byte>());
         var message = PatchRowCodec.ToMessage(request, options.Level);
         var deadline = CallDeadline.For(options.Timeout);
         var parts = PatchRowCodec.Split(message, PartsFor(request.Rows));
-        return SampleAsync(parts, deadline, cancel).GetAwaiter().GetResult();
+        return SampleAsync(parts, deadline, cancel);
     }
 
     /// <summary>Sends already-encoded rows (one call per part, concurrently) and gathers the patches in order.</summary>
@@ -130,7 +130,7 @@ public sealed class RemotePatchSampler : IPatchSampler, IDisposable
         return Math.Max(byLimit, byReplica);
     }
 
-    static (GrpcChannel Channel, int Replicas) OpenChannel(RemoteLevelOptions options)
+    internal static (GrpcChannel Channel, int Replicas) OpenChannel(RemoteLevelOptions options)
     {
         var serviceConfig = new ServiceConfig { LoadBalancingConfigs = { new RoundRobinConfig() } };
         if (options.MaxAttempts > 1)

@@ -15,8 +15,8 @@ public sealed class LevelReplicaFailoverTests(ITestOutputHelper output)
     public async Task AReplicaKilledMidRequestDoesNotFailTheRequest()
     {
         // A long batching window keeps every call inside its replica for a while: long enough to kill one mid-call.
-        var starting = new[] { LevelServiceProcess.StartAsync(LevelServiceProcess.FreePort(), "--Level:MaxWaitMilliseconds=400"),
-            LevelServiceProcess.StartAsync(LevelServiceProcess.FreePort(), "--Level:MaxWaitMilliseconds=400") };
+        var starting = new[] { LevelServiceProcess.StartAsync(LevelServiceProcess.FreePort(), "--Level:StartDelayMilliseconds=400"),
+            LevelServiceProcess.StartAsync(LevelServiceProcess.FreePort(), "--Level:StartDelayMilliseconds=400") };
         LevelServiceProcess[] replicas;
         try { replicas = await Task.WhenAll(starting); }
         catch

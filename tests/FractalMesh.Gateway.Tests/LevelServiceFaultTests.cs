@@ -37,7 +37,7 @@ public sealed partial class LevelServiceFaultTests(ITestOutputHelper output)
         int port = LevelServiceProcess.FreePort(), metricsPort = LevelServiceProcess.FreePort();
         // Every call waits 100 ms for company before its forward pass: a level-0 step lasts at least that long, so the
         // kill, sent when this process sees a step's event, lands inside the job even when the machine is busy.
-        string[] level1 = ["--Level:MaxWaitMilliseconds=100"];
+        string[] level1 = ["--Level:StartDelayMilliseconds=100"];
         var incarnations = new List<LevelServiceProcess> { await LevelServiceProcess.StartAsync(port, level1) };
         LevelServiceProcess Current() { lock (incarnations) return incarnations[^1]; }
         try

@@ -19,7 +19,7 @@ public sealed class JobRunnerUnitTests
         /// <summary>Steps at which the run is cut short once, as a level service dying would (after the step's work, before its report).</summary>
         public HashSet<int> InterruptAt { get; init; } = [];
 
-        public async Task<IReadOnlyList<JobImage>> RunAsync(JobRecord job, JobCheckpoint? resumeFrom, Action<JobStepReport> onStep, CancellationToken cancel)
+        public async Task<IReadOnlyList<JobImage>> RunAsync(JobRecord job, JobCheckpoint? resumeFrom, Func<JobStepReport, ValueTask> onStep, CancellationToken cancel)
         {
             Started.Enqueue((job.Id, resumeFrom?.Step));
             for (int step = (resumeFrom?.Step ?? 0) + 1; step <= Steps; step++)
@@ -29,7 +29,7 @@ public sealed class JobRunnerUnitTests
                 lock (InterruptAt)
                     if (InterruptAt.Remove(step)) throw new JobInterruptedException($"level 1 unavailable during step {step}");
                 LastStep[job.Id] = step;
-                onStep(new JobStepReport(new JobCheckpoint(step, [(byte)step], [true]), Steps, (double)step / Steps, [1, 2, 3]));
+                await onStep(new JobStepReport(new JobCheckpoint(step, [(byte)step], [true]), Steps, (double)step / Steps, [1, 2, 3]));
             }
             return [new JobImage([42], 7, 1)];
         }

@@ -10,7 +10,7 @@ public class FailoverTests
     public async Task AReplicaKilledMidRequestDoesNotLoseTheRequest()
     {
         // A long batching window keeps each call inside its replica for a while: long enough to kill one mid-request.
-        var settings = LevelServiceProcess.LevelOneSettings(maxBatchRows: 1000, maxWaitMs: 700, maxQueueRows: 1000);
+        var settings = LevelServiceProcess.LevelOneSettings(maxBatchRows: 1000, startDelayMs: 700, maxQueueRows: 1000);
         var starting = new[] { LevelServiceProcess.StartAsync(settings), LevelServiceProcess.StartAsync(settings) };
         await using var a = await starting[0];
         await using var b = await starting[1];

@@ -38,7 +38,7 @@ public class LevelChainTests(LevelChain chain) : IClassFixture<LevelChain>
     [Theory]
     [InlineData(1f)]
     [InlineData(2f)]
-    public void LevelZeroServiceCallingLevelOneServiceGivesTheSameBytesAsInProcess(float cfg)
+    public async Task LevelZeroServiceCallingLevelOneServiceGivesTheSameBytesAsInProcess(float cfg)
     {
         var images = TestModel.Images(2, seed: 300);
         var options = TestModel.Options(cfg);
@@ -46,26 +46,26 @@ public class LevelChainTests(LevelChain chain) : IClassFixture<LevelChain>
         int lines = chain.Bottom.Output.Count;
         using var remote = LevelZero(TimeSpan.FromSeconds(60));
         using var request = TestModel.LevelZeroRequest(images, options);
-        Assert.Equal(local, remote.Sample(request));
+        Assert.Equal(local, await remote.SampleAsync(request));
         Assert.Contains(chain.Bottom.Output.Skip(lines), l => l.Contains("level 1: sampling"));   // level 1 ran in the other process
     }
 
     [Fact]
-    public void TheCallersDeadlineTravelsDownToTheNextLevel()
+    public async Task TheCallersDeadlineTravelsDownToTheNextLevel()
     {
         var images = TestModel.Images(1, seed: 9);
         var options = TestModel.Options(1f) with { NumIter = [1, 1] };
         int lines = chain.Bottom.Output.Count;
         using var remote = LevelZero(TimeSpan.FromSeconds(20));    // level 0's own default for level 1 is 120 s
         using var request = TestModel.LevelZeroRequest(images, options);
-        remote.Sample(request);
+        await remote.SampleAsync(request);
         var queued = chain.Bottom.Output.Skip(lines).First(l => l.Contains("level 1: queued"));
         var left = double.Parse(Regex.Match(queued, @"deadline in ([0-9.]+) s").Groups[1].Value, CultureInfo.InvariantCulture);
         Assert.InRange(left, 0.1, 20.0);
     }
 
     [Fact]
-    public void ALevelZeroServiceResumedFromAPartialImageGivesTheSameBytes()
+    public async Task ALevelZeroServiceResumedFromAPartialImageGivesTheSameBytes()
     {
         var images = TestModel.Images(2, seed: 77);
         var options = TestModel.Options(2f);
@@ -89,6 +89,6 @@ public class LevelChainTests(LevelChain chain) : IClassFixture<LevelChain>
             StartStep = 2,
             OriginalKnownMask = fresh.KnownMask,
         };
-        Assert.Equal(local, remote.Sample(resumed));
+        Assert.Equal(local, await remote.SampleAsync(resumed));
     }
 }

@@ -27,12 +27,12 @@ public sealed partial class LevelServiceProcess : IAsyncDisposable
     public int ExitCode => process.ExitCode;
 
     /// <summary>Settings of the tiny model serving level 1 and the pixel head, with debug logs of the batcher.</summary>
-    public static Dictionary<string, string> LevelOneSettings(int maxBatchRows = 128, int maxWaitMs = 5, int maxQueueRows = 128) => new()
+    public static Dictionary<string, string> LevelOneSettings(int maxBatchRows = 128, int startDelayMs = 0, int maxQueueRows = 128) => new()
     {
         ["Level:Model"] = TestModel.Folder,
         ["Level:FirstLevel"] = "1",
         ["Level:MaxBatchRows"] = maxBatchRows.ToString(),
-        ["Level:MaxWaitMilliseconds"] = maxWaitMs.ToString(),
+        ["Level:StartDelayMilliseconds"] = startDelayMs.ToString(),
         ["Level:MaxQueueRows"] = maxQueueRows.ToString(),
         ["Level:TorchThreads"] = "1",
     };

@@ -22,7 +22,7 @@ public sealed class LevelOneService : IAsyncLifetime
 
     public async Task InitializeAsync()
     {
-        Process = await LevelServiceProcess.StartAsync(LevelServiceProcess.LevelOneSettings(maxBatchRows: 128, maxWaitMs: 50, maxQueueRows: 128));
+        Process = await LevelServiceProcess.StartAsync(LevelServiceProcess.LevelOneSettings(maxBatchRows: 128, startDelayMs: 0, maxQueueRows: 128));
         Channel = GrpcChannel.ForAddress(Process.Address);
     }
 
@@ -141,7 +141,7 @@ public class LevelServiceTests(LevelOneService service) : IClassFixture<LevelOne
     public async Task ACallThatIsCancelledWhileWaitingIsDroppedAndOthersStillComplete()
     {
         // A separate service with a long batching window, so that rows are still waiting when their caller gives up.
-        var settings = LevelServiceProcess.LevelOneSettings(maxBatchRows: 1000, maxWaitMs: 1500, maxQueueRows: 1000);
+        var settings = LevelServiceProcess.LevelOneSettings(maxBatchRows: 1000, startDelayMs: 1500, maxQueueRows: 1000);
         await using var slow = await LevelServiceProcess.StartAsync(settings);
         using var channel = GrpcChannel.ForAddress(slow.Address);
         var client = new GrpcLevelSampler.LevelSamplerClient(channel);
@@ -156,6 +156,7 @@ public class LevelServiceTests(LevelOneService service) : IClassFixture<LevelOne
         Assert.Equal(StatusCode.Cancelled, error.StatusCode);
         Assert.Equal(7, (await kept).Patches.Count);
         var batch = await slow.WaitForLineAsync("sampling", lines, TimeSpan.FromSeconds(10));
-        Assert.Contains("sampling 7 rows of 1 calls", batch);
+        Assert.Contains("sampling 7 rows", batch);
+        Assert.DoesNotContain(slow.Output.Skip(lines), l => l.Contains("sampling 5 rows"));
     }
 }

@@ -21,7 +21,7 @@ public class RemotePatchSamplerUnitTests
     }
 
     [Fact]
-    public void NoReplicaIsUnavailableAndRepeatedFailuresOpenTheCircuit()
+    public async Task NoReplicaIsUnavailableAndRepeatedFailuresOpenTheCircuit()
     {
         using var sampler = new RemotePatchSampler(new RemoteLevelOptions
         {
@@ -38,14 +38,14 @@ public class RemotePatchSamplerUnitTests
         for (int i = 0; i < 3; i++)
         {
             using var request = PatchRowCodec.ToPatchRequest(message);
-            var error = Assert.Throws<RpcException>(() => sampler.Sample(request));
+            var error = await Assert.ThrowsAsync<RpcException>(() => sampler.SampleAsync(request));
             Assert.Equal(StatusCode.Unavailable, error.StatusCode);
         }
         Assert.Equal(CircuitState.Open, sampler.Circuit);
 
         using var last = PatchRowCodec.ToPatchRequest(message);
         var watch = Stopwatch.StartNew();
-        var open = Assert.Throws<RpcException>(() => sampler.Sample(last));
+        var open = await Assert.ThrowsAsync<RpcException>(() => sampler.SampleAsync(last));
         Assert.Equal(StatusCode.Unavailable, open.StatusCode);
         Assert.Contains("circuit", open.Status.Detail);
         Assert.True(watch.Elapsed < TimeSpan.FromSeconds(1), $"an open circuit fails fast, took {watch.Elapsed}");
@@ -60,7 +60,7 @@ public class RemotePatchSamplerUnitTests
     }
 
     [Fact]
-    public void NoRowsNeedNoCall()
+    public async Task NoRowsNeedNoCall()
     {
         using var sampler = new RemotePatchSampler(new RemoteLevelOptions { Addresses = [ClosedAddress()], Level = 1 }, 1);
         using var empty = new PatchRequest
@@ -68,6 +68,6 @@ public class RemotePatchSamplerUnitTests
             Conds = [TorchSharp.torch.zeros(0, 4)], Size = 4, KnownPixels = [], KnownMask = [], Cfg = [], Temperature = [],
             FilterThreshold = [], NumIter = [1], Streams = [],
         };
-        Assert.Empty(sampler.Sample(empty));
+        Assert.Empty(await sampler.SampleAsync(empty));
     }
 }

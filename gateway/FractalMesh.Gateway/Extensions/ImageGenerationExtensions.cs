@@ -12,8 +12,8 @@ public static class ImageGenerationExtensions
 {
     /// <summary>
     /// The generator <c>Gateway:LevelAddresses</c> asks for: empty, the embedded mode (every level here); otherwise the
-    /// distributed mode (level 0 here, the levels from <c>Gateway:FirstRemoteLevel</c> down in level services). Either way
-    /// the model is loaded and warmed up in this process while the host starts, before it listens.
+    /// distributed mode (the levels from <c>Gateway:FirstRemoteLevel</c>, 0 by default, down in level services). Where this
+    /// process runs levels, the model is loaded and warmed up while the host starts, before it listens.
     /// </summary>
     public static IServiceCollection AddImageGeneration(this IServiceCollection services)
     {
@@ -83,10 +83,10 @@ public static class ImageGenerationExtensions
             {
                 ["firstRemoteLevel"] = o.FirstRemoteLevel,
                 ["addresses"] = string.Join(",", o.LevelAddresses),
-                ["circuit"] = distributed.Remote.Circuit.ToString(),
+                ["circuit"] = distributed.Circuit.ToString(),
             };
             string where = $"level {o.FirstRemoteLevel} and below at {string.Join(", ", o.LevelAddresses)}";
-            return Task.FromResult(distributed.Remote.Circuit is Polly.CircuitBreaker.CircuitState.Open or Polly.CircuitBreaker.CircuitState.Isolated
+            return Task.FromResult(distributed.Circuit is Polly.CircuitBreaker.CircuitState.Open or Polly.CircuitBreaker.CircuitState.Isolated
                 ? HealthCheckResult.Degraded($"{where}: they keep failing (circuit open); requests fail fast until a trial call succeeds", data: data)
                 : HealthCheckResult.Healthy(where, data));
         }

@@ -3,13 +3,21 @@ using FractalMesh.Model.Sampling;
 namespace FractalMesh.Gateway.Generation;
 
 /// <summary>
-/// Embedded mode (DESIGN.md §3), the default: the whole hierarchy in this process through <see cref="FractalSampler"/>.
-/// The model is loaded once when the gateway starts; each call gets its own sampler, so concurrent calls share only the weights.
+/// Embedded mode, the default: the whole hierarchy in this process through one <see cref="FractalSampler"/> shared by
+/// every call, so concurrent requests share forward passes step by step at every level.
 /// </summary>
 public sealed class EmbeddedImageGenerator(GatewayModel model) : IImageGenerator
 {
+    readonly FractalSampler sampler = new(model.Model);
+
     public ModelDescription Model => model.Description;
 
-    public Task<IReadOnlyList<byte[]>> GenerateAsync(ImageJob job, CancellationToken cancel, Action<LevelStep>? onStep = null) =>
-        model.GenerateAsync(job, decorate: null, cancel, onStep);
+    /// <summary>Rows per forward pass of each level so far.</summary>
+    public IReadOnlyList<(int Level, PassStatistics Statistics)> PassStatistics => sampler.PassStatistics;
+
+    public async Task<IReadOnlyList<byte[]>> GenerateAsync(ImageJob job, CancellationToken cancel, Func<LevelStep, ValueTask>? onStep = null)
+    {
+        var bytes = await sampler.GenerateAsync(job.Images, job.Options, onStep, cancel, job.StartStep).ConfigureAwait(false);
+        return model.Split(bytes, job.Images.Count);
+    }
 }

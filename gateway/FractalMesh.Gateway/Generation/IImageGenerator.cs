@@ -14,9 +14,9 @@ public interface IImageGenerator
     /// <summary>
     /// Generates every image of the job, in order, as planar RGB bytes (3×S×S each, S = <see cref="ModelDescription.ImageSize"/>).
     /// Known pixels come back unchanged. Cancelling stops at the next step of any level and throws <see cref="OperationCanceledException"/>.
-    /// <paramref name="onStep"/> sees the partial images after every level-0 step, on the generating thread.
+    /// <paramref name="onStep"/> sees the partial images after every level-0 step; the next step waits for it.
     /// </summary>
-    Task<IReadOnlyList<byte[]>> GenerateAsync(ImageJob job, CancellationToken cancel, Action<LevelStep>? onStep = null);
+    Task<IReadOnlyList<byte[]>> GenerateAsync(ImageJob job, CancellationToken cancel, Func<LevelStep, ValueTask>? onStep = null);
 }
 
 /// <summary>A validated request: one <see cref="ImageRequest"/> per image (image i carries seed + i) and shared options.</summary>

@@ -33,7 +33,7 @@ public sealed class ImageJobExecutor(RequestValidator validator, IImageGenerator
 
     public static SubmitJobRequest Parse(string json) => JsonParser.Default.Parse<SubmitJobRequest>(json);
 
-    public async Task<IReadOnlyList<JobImage>> RunAsync(JobRecord job, JobCheckpoint? resumeFrom, Action<JobStepReport> onStep, CancellationToken cancel)
+    public async Task<IReadOnlyList<JobImage>> RunAsync(JobRecord job, JobCheckpoint? resumeFrom, Func<JobStepReport, ValueTask> onStep, CancellationToken cancel)
     {
         ImageJob request;
         try { request = validator.Job(Parse(job.RequestJson)); }

@@ -147,10 +147,10 @@ public static class BenchCommand
         public double Seconds => watch.Elapsed.TotalSeconds;
         public void Reset() => watch.Reset();
 
-        public byte[] Sample(PatchRequest request, CancellationToken cancel = default)
+        public async Task<byte[]> SampleAsync(PatchRequest request, CancellationToken cancel = default)
         {
             watch.Start();
-            try { return inner.Sample(request, cancel); }
+            try { return await inner.SampleAsync(request, cancel).ConfigureAwait(false); }
             finally { watch.Stop(); }
         }
     }

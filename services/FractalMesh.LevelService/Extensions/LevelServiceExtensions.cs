@@ -52,7 +52,7 @@ public static class LevelServiceExtensions
             .AddCheck<ModelLoader>("model", tags: [Ready]);
 
         builder.Services.AddSingleton<LevelTelemetry>();
-        builder.Services.AddSingleton<RowBatcher>();
+        builder.Services.AddSingleton<LevelCalls>();
         builder.Services.AddSingleton<ModelLoader>();
         builder.Services.AddHostedService(services => services.GetRequiredService<ModelLoader>());
         return builder;

@@ -81,11 +81,29 @@ public static class ModelCheckpoint
     }
 
     /// <summary>The configuration stored in a FractalMesh checkpoint's metadata.</summary>
-    public static FractalConfig ReadConfig(string path)
+    public static FractalConfig ReadConfig(string path) =>
+        SafeTensors.ReadMetadata(path).TryGetValue(ConfigKey, out var json)
+            ? FractalConfig.FromJson(json)
+            : throw new InvalidDataException($"{path} is a safetensors file without a FractalMesh configuration in its metadata");
+
+    /// <summary>
+    /// The configuration of whatever <see cref="Open"/> accepts, without loading a weight: a FractalMesh checkpoint's
+    /// metadata, a reference folder's <c>config.json</c>, or the preset of an official <c>.pth</c>.
+    /// </summary>
+    public static FractalConfig OpenConfig(string path, string? preset = null)
     {
-        var (tensors, metadata) = ReadOwn(path);
-        foreach (var kv in tensors) kv.Value.Dispose();
-        return FractalConfig.FromJson(metadata[ConfigKey]);
+        if (Directory.Exists(path))
+        {
+            string config = Path.Combine(path, "config.json");
+            if (!File.Exists(config)) throw new FileNotFoundException($"{path} is a folder but lacks config.json");
+            return FractalConfig.FromJson(File.ReadAllText(config));
+        }
+        if (!File.Exists(path)) throw new FileNotFoundException($"model file not found: {path}", path);
+        if (path.EndsWith(".pth", StringComparison.OrdinalIgnoreCase) || path.EndsWith(".pt", StringComparison.OrdinalIgnoreCase))
+            return preset is null
+                ? throw new ArgumentException($"{path} is an official checkpoint: name its preset too ({string.Join(", ", Presets.All.Keys)})")
+                : Presets.Get(preset);
+        return ReadConfig(path);
     }
 
     /// <summary>Loads the weights of a FractalMesh checkpoint into <paramref name="model"/> (key for key, shapes checked), in float32.</summary>
@@ -156,8 +174,7 @@ public static class ModelCheckpoint
     public static IReadOnlyList<string> ReadClassNames(string path)
     {
         if (!File.Exists(path) || Directory.Exists(path) || !path.EndsWith(".safetensors", StringComparison.OrdinalIgnoreCase)) return [];
-        var (tensors, metadata) = SafeTensors.Read(path);
-        foreach (var kv in tensors) kv.Value.Dispose();
+        var metadata = SafeTensors.ReadMetadata(path);
         return metadata.TryGetValue(ClassNamesKey, out var json)
             ? System.Text.Json.JsonSerializer.Deserialize<string[]>(json) ?? []
             : [];

@@ -19,6 +19,28 @@ public static class SafeTensors
     // implementation uses the same bound.
     private const long MaxHeaderBytes = 100L * 1024 * 1024;
 
+    /// <summary>The <c>__metadata__</c> of a safetensors file (empty when absent), reading its header only: no tensor is loaded.</summary>
+    public static Dictionary<string, string> ReadMetadata(string path)
+    {
+        ArgumentException.ThrowIfNullOrEmpty(path);
+        using var file = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read);
+        try
+        {
+            Span<byte> lengthBytes = stackalloc byte[8];
+            file.ReadExactly(lengthBytes);
+            ulong headerLength = BinaryPrimitives.ReadUInt64LittleEndian(lengthBytes);
+            if (headerLength > MaxHeaderBytes || (long)headerLength > file.Length - 8)
+                throw new InvalidDataException($"the header length {headerLength} does not fit a file of {file.Length} bytes");
+            var header = new byte[(int)headerLength];
+            file.ReadExactly(header);
+            return ParseHeader(header, file.Length - 8 - (long)headerLength).Item2;
+        }
+        catch (Exception e) when (e is JsonException or EndOfStreamException or InvalidDataException)
+        {
+            throw new InvalidDataException($"'{path}' is not a valid safetensors file: {e.Message}", e);
+        }
+    }
+
     /// <summary>
     /// Reads every tensor of a safetensors file, in header order, plus its <c>__metadata__</c>
     /// (empty when absent). The tensors are CPU tensors owned by the caller: they are detached from

@@ -18,10 +18,7 @@ public abstract class LevelSampler(int level, int seqLen, int patchSize, IPatchS
     public int PatchSize { get; } = patchSize;
     protected IPatchSampler Next { get; } = next;
 
-    /// <summary>Called after every step of this level when it is level 0 (progress and previews).</summary>
-    public Action<LevelStep>? OnStep { get; set; }
-
-    public abstract byte[] Sample(PatchRequest request, CancellationToken cancel = default);
+    public abstract Task<byte[]> SampleAsync(PatchRequest request, CancellationToken cancel = default);
 
     /// <summary>Working state of one call: the image bytes, known flags, and the normalized patch tensor the transformer reads.</summary>
     protected sealed class Canvas
@@ -100,8 +97,9 @@ public abstract class LevelSampler(int level, int seqLen, int patchSize, IPatchS
     /// <summary>
     /// Hands the listed (row, patch) pairs to the next sampler with their conditions (rows of <paramref name="outputs"/>
     /// flattened as row·S + patch, conditional rows first, then null rows) and writes the completed patches back.
+    /// <paramref name="outputs"/> stay the caller's.
     /// </summary>
-    protected void SampleChildren(PatchRequest request, Canvas canvas, IReadOnlyList<(int Row, int Patch)> pairs,
+    protected async Task SampleChildrenAsync(PatchRequest request, Canvas canvas, IReadOnlyList<(int Row, int Patch)> pairs,
         Tensor[] outputs, float[] rowCfg, CancellationToken cancel)
     {
         if (pairs.Count == 0) return;
@@ -109,7 +107,8 @@ public abstract class LevelSampler(int level, int seqLen, int patchSize, IPatchS
         var pixels = new byte[n * 3 * pp];
         var mask = new bool[n * pp];
         for (int i = 0; i < n; i++) canvas.ExtractPatch(pairs[i].Row, pairs[i].Patch, pixels, mask, i);
-        byte[] result;
+        PatchRequest child;
+        // The conditions are gathered in a scope of their own (no scope may span an await) and handed out of it.
         using (var scope = NewDisposeScope())
         {
             var device = outputs[0].device;
@@ -117,9 +116,10 @@ public abstract class LevelSampler(int level, int seqLen, int patchSize, IPatchS
             Tensor[] Gather(int offsetRows) => outputs.Select(o =>
             {
                 var flat = o.reshape(-1, o.shape[2]);
-                return offsetRows == 0 ? flat.index_select(0, condIndex) : flat.index_select(0, condIndex + (long)offsetRows * SeqLen);
+                var picked = offsetRows == 0 ? flat.index_select(0, condIndex) : flat.index_select(0, condIndex + (long)offsetRows * SeqLen);
+                return picked.MoveToOuterDisposeScope();
             }).ToArray();
-            using var child = new PatchRequest
+            child = new PatchRequest
             {
                 Conds = Gather(0),
                 NullConds = request.Guided ? Gather(rows) : null,
@@ -132,12 +132,20 @@ public abstract class LevelSampler(int level, int seqLen, int patchSize, IPatchS
                 NumIter = request.NumIter.Length > 1 ? request.NumIter[1..] : [],
                 Streams = pairs.Select(p => request.Streams[p.Row].Child(Level, p.Patch)).ToArray(),
             };
-            result = Next.Sample(child, cancel);
         }
+        byte[] result;
+        using (child) result = await Next.SampleAsync(child, cancel).ConfigureAwait(false);
         for (int i = 0; i < n; i++) canvas.WritePatch(pairs[i].Row, pairs[i].Patch, result, i);
     }
 
-    /// <summary>The first <paramref name="count"/> conditions, conditional rows then null rows side by side (guidance pairs stay together).</summary>
-    protected static Tensor[] BothHalves(PatchRequest request, int count) =>
-        request.Guided ? request.Conds.Zip(request.NullConds!, (c, u) => cat([c, u], 0)).Take(count).ToArray() : request.Conds.Take(count).ToArray();
+    /// <summary>
+    /// The first <paramref name="count"/> conditions, conditional rows then null rows side by side (guidance pairs stay
+    /// together). With guidance they are new tensors outside any scope, which the caller disposes; without, the request's own.
+    /// </summary>
+    protected static Tensor[] BothHalves(PatchRequest request, int count)
+    {
+        if (!request.Guided) return request.Conds.Take(count).ToArray();
+        using var scope = NewDisposeScope();
+        return request.Conds.Zip(request.NullConds!, (c, u) => cat([c, u], 0).MoveToOuterDisposeScope()).Take(count).ToArray();
+    }
 }

@@ -8,12 +8,49 @@ namespace FractalMesh.Model.Sampling;
 /// predicts the rest by handing their conditions to the next level. Known patches start unmasked and stay out of the
 /// random order; partly known ones are generated with their known pixels passed down.
 /// </summary>
-public sealed class MarLevelSampler(MarGenerator generator, int level, IPatchSampler next, PixelHeadSampler? guidingPixel)
-    : LevelSampler(level, generator.SeqLen, generator.PatchSize, next)
+public sealed class MarLevelSampler : LevelSampler
 {
-    public override byte[] Sample(PatchRequest request, CancellationToken cancel = default)
+    /// <summary>One call's input to a shared forward pass: its patches (n,S,3p²), mask (n,S) and conditions (n,C) each.</summary>
+    public sealed record Pass(Tensor Patches, Tensor Mask, Tensor[] Conds);
+
+    readonly MarGenerator generator;
+    readonly PixelHeadSampler? guidingPixel;
+
+    public MarLevelSampler(MarGenerator generator, int level, IPatchSampler next, PixelHeadSampler? guidingPixel, SchedulerOptions? scheduling = null)
+        : base(level, generator.SeqLen, generator.PatchSize, next)
+    {
+        this.generator = generator;
+        this.guidingPixel = guidingPixel;
+        Scheduler = new StepScheduler<Pass, Tensor[]>(RunPasses, outputs => { foreach (var t in outputs) t.Dispose(); }, scheduling);
+    }
+
+    /// <summary>The level's forward passes, shared by every call in flight.</summary>
+    public StepScheduler<Pass, Tensor[]> Scheduler { get; }
+
+    /// <summary>One forward pass over the inputs of every waiting call, split back per call (views of the shared outputs).</summary>
+    Tensor[][] RunPasses(IReadOnlyList<Pass> passes)
     {
         using var _ = no_grad();
+        using var scope = NewDisposeScope();
+        if (passes.Count == 1)
+            return [generator.Predict(passes[0].Patches, passes[0].Mask, passes[0].Conds).Select(t => t.MoveToOuterDisposeScope()).ToArray()];
+        var patches = cat(passes.Select(p => p.Patches).ToList(), 0);
+        var mask = cat(passes.Select(p => p.Mask).ToList(), 0);
+        var conds = Enumerable.Range(0, passes[0].Conds.Length).Select(k => cat(passes.Select(p => p.Conds[k]).ToList(), 0)).ToArray();
+        var outputs = generator.Predict(patches, mask, conds);
+        var split = new Tensor[passes.Count][];
+        long at = 0;
+        for (int i = 0; i < passes.Count; i++)
+        {
+            long n = passes[i].Patches.shape[0];
+            split[i] = outputs.Select(o => o.narrow(0, at, n).MoveToOuterDisposeScope()).ToArray();
+            at += n;
+        }
+        return split;
+    }
+
+    public override async Task<byte[]> SampleAsync(PatchRequest request, CancellationToken cancel = default)
+    {
         int rows = request.Rows, S = SeqLen;
         var canvas = NewCanvas(request);
         var device = request.Conds[0].device;
@@ -34,9 +71,13 @@ public sealed class MarLevelSampler(MarGenerator generator, int level, IPatchSam
         }
         if (iters == 0) return canvas.Bytes;
 
-        Tensor? guiding = guidingPixel is null ? null : SampleGuidingPixel(request);
+        Tensor? guiding = guidingPixel is null ? null : await SampleGuidingPixelAsync(request, cancel).ConfigureAwait(false);
         var conds = BothHalves(request, generator.NumConds);     // built once: the same for every step
-        if (guiding is not null) conds = [.. conds, request.Guided ? cat([guiding, guiding], 0) : guiding];
+        if (guiding is not null)
+        {
+            using var scope = NewDisposeScope();
+            conds = [.. conds, request.Guided ? cat([guiding, guiding], 0).MoveToOuterDisposeScope() : guiding];
+        }
         try
         {
             var masked = new bool[rows * S];
@@ -64,17 +105,25 @@ public sealed class MarLevelSampler(MarGenerator generator, int level, IPatchSam
                     if (request.LinearCfg) rowCfg[r] = (float)MarSchedule.LinearCfg(request.Cfg[r], orders[r].Length, step.MaskLenAfter);
                 }
                 pairs.Sort();
-                using (var scope = NewDisposeScope())
+                if (pairs.Count > 0)
                 {
-                    var patches = canvas.Patches(device);
-                    var mask = tensor(masked, device: device).reshape(rows, S);
-                    var outputs = request.Guided
-                        ? generator.Predict(cat([patches, patches], 0), cat([mask, mask], 0), conds)
-                        : generator.Predict(patches, mask, conds);
-                    SampleChildren(request, canvas, pairs, outputs, rowCfg, cancel);
+                    Pass pass;
+                    using (var scope = NewDisposeScope())
+                    {
+                        var patches = canvas.Patches(device);
+                        var mask = tensor(masked, device: device).reshape(rows, S);
+                        pass = request.Guided
+                            ? new Pass(cat([patches, patches], 0).MoveToOuterDisposeScope(), cat([mask, mask], 0).MoveToOuterDisposeScope(), conds)
+                            : new Pass(patches.MoveToOuterDisposeScope(), mask.MoveToOuterDisposeScope(), conds);
+                    }
+                    Tensor[] outputs;
+                    try { outputs = await Scheduler.RunAsync(pass, (int)pass.Patches.shape[0], cancel).ConfigureAwait(false); }
+                    finally { pass.Patches.Dispose(); pass.Mask.Dispose(); }
+                    try { await SampleChildrenAsync(request, canvas, pairs, outputs, rowCfg, cancel).ConfigureAwait(false); }
+                    finally { foreach (var o in outputs) o.Dispose(); }
                 }
                 foreach (var (r, j) in pairs) masked[r * S + j] = false;
-                OnStep?.Invoke(new LevelStep(t, iters, (byte[])canvas.Bytes.Clone(), (bool[])canvas.Done.Clone()));
+                if (request.OnStep is { } onStep) await onStep(new LevelStep(t, iters, (byte[])canvas.Bytes.Clone(), (bool[])canvas.Done.Clone())).ConfigureAwait(false);
             }
             return canvas.Bytes;
         }
@@ -86,10 +135,9 @@ public sealed class MarLevelSampler(MarGenerator generator, int level, IPatchSam
         }
     }
 
-    /// <summary>The mean colour of each row's patch, sampled first by the level's guiding-pixel head, normalized (R,3).</summary>
-    Tensor SampleGuidingPixel(PatchRequest request)
+    /// <summary>The mean colour of each row's patch, sampled first by the level's guiding-pixel head, normalized (R,3), outside any scope.</summary>
+    async Task<Tensor> SampleGuidingPixelAsync(PatchRequest request, CancellationToken cancel)
     {
-        using var scope = NewDisposeScope();
         int rows = request.Rows;
         // Not disposed here: it borrows the caller's conditions.
         var child = new PatchRequest
@@ -105,7 +153,8 @@ public sealed class MarLevelSampler(MarGenerator generator, int level, IPatchSam
             NumIter = request.NumIter,
             Streams = request.Streams.Select(s => s.Child(Level, SeqLen)).ToArray(),
         };
-        var bytes = guidingPixel!.Sample(child);
+        var bytes = await guidingPixel!.SampleAsync(child, cancel).ConfigureAwait(false);
+        using var scope = NewDisposeScope();
         var u8 = tensor(bytes, device: request.Conds[0].device).reshape(rows, 3, 1, 1);
         return Pixels.Normalize(u8).reshape(rows, 3).MoveToOuterDisposeScope();
     }

@@ -38,6 +38,12 @@ public sealed class PatchRequest : IDisposable
     /// <summary>Level 0 only: whether guidance follows the linear schedule (else constant).</summary>
     public bool LinearCfg { get; init; }
 
+    /// <summary>
+    /// Level 0 only: sees the partial images after every step of this call (progress, previews, checkpoints); the next
+    /// step starts once it has finished.
+    /// </summary>
+    public Func<LevelStep, ValueTask>? OnStep { get; init; }
+
     public int Rows => Streams.Length;
     public bool Guided => NullConds is not null;
 
@@ -48,11 +54,14 @@ public sealed class PatchRequest : IDisposable
     }
 }
 
-/// <summary>A sampler of one level (or the pixel head): completes every row's patch.</summary>
+/// <summary>
+/// A sampler of one level (or the pixel head): completes every row's patch. Asynchronous end to end: a call waits for
+/// shared forward passes and for the level below (in process or remote) without holding a thread.
+/// </summary>
 public interface IPatchSampler
 {
     /// <summary>Side of the patches this sampler completes.</summary>
     int PatchSize { get; }
-    /// <summary>Returns R × 3 × Size × Size bytes. Known pixels come back unchanged.</summary>
-    byte[] Sample(PatchRequest request, CancellationToken cancel = default);
+    /// <summary>Returns R × 3 × Size × Size bytes. Known pixels come back unchanged. The request stays the caller's.</summary>
+    Task<byte[]> SampleAsync(PatchRequest request, CancellationToken cancel = default);
 }

@@ -5,13 +5,48 @@ namespace FractalMesh.Model.Sampling;
 
 /// <summary>
 /// Samples one pixel per row with the pixel head (or a level's guiding pixel with its guiding-pixel head): R, then G, then B,
-/// each from <c>softmax(guided(temperature · logits))</c> by inverting the CDF at the row's own uniform number.
+/// each from <c>softmax(guided(temperature · logits))</c> by inverting the CDF at the row's own uniform number. Each of the
+/// three steps is a forward pass shared with the other calls in flight (<see cref="Scheduler"/>).
 /// </summary>
-public sealed class PixelHeadSampler(PixelHead head, int level) : IPatchSampler
+public sealed class PixelHeadSampler : IPatchSampler
 {
+    /// <summary>One call's input to a shared pass: byte ids so far (n,3) and conditions (n,C).</summary>
+    public sealed record Pass(Tensor Ids, Tensor Cond);
+
+    readonly PixelHead head;
+    readonly int level;
+
+    public PixelHeadSampler(PixelHead head, int level, SchedulerOptions? scheduling = null)
+    {
+        this.head = head;
+        this.level = level;
+        Scheduler = new StepScheduler<Pass, Tensor>(RunPasses, logits => logits.Dispose(), scheduling);
+    }
+
     public int PatchSize => 1;
 
-    public byte[] Sample(PatchRequest request, CancellationToken cancel = default)
+    /// <summary>The head's forward passes, shared by every call in flight.</summary>
+    public StepScheduler<Pass, Tensor> Scheduler { get; }
+
+    /// <summary>Logits (n,3,256) of every waiting call in one pass, split back per call.</summary>
+    Tensor[] RunPasses(IReadOnlyList<Pass> passes)
+    {
+        using var _ = no_grad();
+        using var scope = NewDisposeScope();
+        if (passes.Count == 1) return [head.Logits(passes[0].Ids, passes[0].Cond).MoveToOuterDisposeScope()];
+        var logits = head.Logits(cat(passes.Select(p => p.Ids).ToList(), 0), cat(passes.Select(p => p.Cond).ToList(), 0));
+        var split = new Tensor[passes.Count];
+        long at = 0;
+        for (int i = 0; i < passes.Count; i++)
+        {
+            long n = passes[i].Ids.shape[0];
+            split[i] = logits.narrow(0, at, n).MoveToOuterDisposeScope();
+            at += n;
+        }
+        return split;
+    }
+
+    public async Task<byte[]> SampleAsync(PatchRequest request, CancellationToken cancel = default)
     {
         int rows = request.Rows;
         var output = new byte[rows * 3];
@@ -24,45 +59,68 @@ public sealed class PixelHeadSampler(PixelHead head, int level) : IPatchSampler
         }
         if (todo.Length == 0) return output;
 
-        using var _ = no_grad();
-        using var scope = NewDisposeScope();
         var device = request.Conds[0].device;
-        var index = tensor(todo.Select(r => (long)r).ToArray(), device: device);
-        var cond = request.Conds[0].index_select(0, index);
-        var both = request.Guided ? cat([cond, request.NullConds![0].index_select(0, index)], 0) : cond;
         long n = todo.Length;
-        var ids = new long[both.shape[0] * 3];
-        var cfg = tensor(todo.Select(r => request.Cfg[r]).ToArray(), device: device).unsqueeze(1);
-        var temperature = tensor(todo.Select(r => request.Temperature[r]).ToArray(), device: device).unsqueeze(1);
-        var threshold = tensor(todo.Select(r => request.FilterThreshold[r]).ToArray(), device: device).unsqueeze(1);
-        for (int channel = 0; channel < 3; channel++)
+        Tensor both, cfg, temperature, threshold;
+        using (var scope = NewDisposeScope())
         {
-            using var step = NewDisposeScope();
-            var logits = head.Logits(tensor(ids, device: device).reshape(-1, 3), both).select(1, channel); // (n or 2n, 256)
-            Tensor mixed;
-            if (request.Guided)
-            {
-                var c = logits.narrow(0, 0, n) * temperature;
-                var u = logits.narrow(0, n, n) * temperature;
-                // A row without guidance keeps its conditional logits exactly, as the reference does when cfg == 1.
-                mixed = where(cfg == 1f, c, Guidance.Mix(c, u, cfg, threshold));
-            }
-            else
-            {
-                mixed = logits * temperature;
-            }
-            var probs = softmax(mixed, -1).cpu().data<float>().ToArray();
-            for (int i = 0; i < n; i++)
-            {
-                int r = todo[i];
-                double u = request.Streams[r].Uniform(level, (RowStream.Purpose)((int)RowStream.Purpose.Red + channel), 0);
-                int value = InverseCdf(probs.AsSpan(i * 256, 256), u);
-                output[r * 3 + channel] = (byte)value;
-                ids[i * 3 + channel] = value;
-                if (request.Guided) ids[(n + i) * 3 + channel] = value;
-            }
+            var index = tensor(todo.Select(r => (long)r).ToArray(), device: device);
+            var cond = request.Conds[0].index_select(0, index);
+            both = (request.Guided ? cat([cond, request.NullConds![0].index_select(0, index)], 0) : cond).MoveToOuterDisposeScope();
+            cfg = tensor(todo.Select(r => request.Cfg[r]).ToArray(), device: device).unsqueeze(1).MoveToOuterDisposeScope();
+            temperature = tensor(todo.Select(r => request.Temperature[r]).ToArray(), device: device).unsqueeze(1).MoveToOuterDisposeScope();
+            threshold = tensor(todo.Select(r => request.FilterThreshold[r]).ToArray(), device: device).unsqueeze(1).MoveToOuterDisposeScope();
         }
-        return output;
+        try
+        {
+            var ids = new long[both.shape[0] * 3];
+            for (int channel = 0; channel < 3; channel++)
+            {
+                cancel.ThrowIfCancellationRequested();
+                Pass pass;
+                using (var scope = NewDisposeScope()) pass = new Pass(tensor(ids, device: device).reshape(-1, 3).MoveToOuterDisposeScope(), both);
+                Tensor logits;
+                try { logits = await Scheduler.RunAsync(pass, (int)both.shape[0], cancel).ConfigureAwait(false); }
+                finally { pass.Ids.Dispose(); }
+                float[] probs;
+                using (logits)
+                using (no_grad())
+                using (var step = NewDisposeScope())
+                {
+                    var channelLogits = logits.select(1, channel);                        // (n or 2n, 256)
+                    Tensor mixed;
+                    if (request.Guided)
+                    {
+                        var c = channelLogits.narrow(0, 0, n) * temperature;
+                        var u = channelLogits.narrow(0, n, n) * temperature;
+                        // A row without guidance keeps its conditional logits exactly, as the reference does when cfg == 1.
+                        mixed = where(cfg == 1f, c, Guidance.Mix(c, u, cfg, threshold));
+                    }
+                    else
+                    {
+                        mixed = channelLogits * temperature;
+                    }
+                    probs = softmax(mixed, -1).cpu().data<float>().ToArray();
+                }
+                for (int i = 0; i < n; i++)
+                {
+                    int r = todo[i];
+                    double u = request.Streams[r].Uniform(level, (RowStream.Purpose)((int)RowStream.Purpose.Red + channel), 0);
+                    int value = InverseCdf(probs.AsSpan(i * 256, 256), u);
+                    output[r * 3 + channel] = (byte)value;
+                    ids[i * 3 + channel] = value;
+                    if (request.Guided) ids[(n + i) * 3 + channel] = value;
+                }
+            }
+            return output;
+        }
+        finally
+        {
+            both.Dispose();
+            cfg.Dispose();
+            temperature.Dispose();
+            threshold.Dispose();
+        }
     }
 
     /// <summary>The smallest value whose cumulative probability exceeds <paramref name="u"/> of the total.</summary>

@@ -49,7 +49,7 @@ public class PixelHeadSamplerUnitTests
             FilterThreshold = new float[n], NumIter = [],
             Streams = Enumerable.Range(0, n).Select(i => RowStream.ForImage(i)).ToArray(),
         };
-        var bytes = sampler.Sample(request);
+        var bytes = SampleNow(sampler, request);
         var counts = new int[256];
         for (int i = 0; i < n; i++) counts[bytes[i * 3]]++;
 
@@ -64,6 +64,10 @@ public class PixelHeadSamplerUnitTests
         var (chi2Wrong, dofWrong) = ChiSquare(counts, wrong, n);
         Assert.True(chi2Wrong > Critical(dofWrong), $"χ²={chi2Wrong:F1} with {dofWrong} dof should exceed {Critical(dofWrong):F1}");
     }
+
+    /// <summary>Samples on the thread pool and waits: the test's dispose scope stays on this thread.</summary>
+    static byte[] SampleNow(IPatchSampler sampler, PatchRequest request) =>
+        Task.Run(() => sampler.SampleAsync(request)).GetAwaiter().GetResult();
 
     [Fact]
     public void InverseCdfPicksTheValueWhoseIntervalHoldsU()
