@@ -22,18 +22,6 @@ public static class PngImage
         return data.ToArray();
     }
 
-    /// <summary>Encodes with the lossless WebP encoder (quality 100 with lossless flag), for codec comparisons.</summary>
-    public static byte[] EncodeWebpLossless(ReadOnlySpan<byte> planar, int width, int height)
-    {
-        using var bitmap = new SKBitmap(new SKImageInfo(width, height, SKColorType.Rgba8888, SKAlphaType.Opaque));
-        int plane = width * height;
-        for (int i = 0; i < plane; i++) bitmap.SetPixel(i % width, i / width, new SKColor(planar[i], planar[plane + i], planar[2 * plane + i]));
-        using var pixmap = bitmap.PeekPixels();
-        using var data = pixmap.Encode(new SKWebpEncoderOptions(SKWebpEncoderCompression.Lossless, 100))
-            ?? throw new InvalidOperationException("SkiaSharp could not encode the WebP");
-        return data.ToArray();
-    }
-
     /// <summary>Decodes a PNG (or any format Skia reads) to planar RGB over white; alpha is composited.</summary>
     public static (byte[] Planar, int Width, int Height) Decode(byte[] encoded, string what)
     {

@@ -9,7 +9,12 @@ namespace FractalMesh.Training;
 public readonly record struct BitsPerDim(double Mean, double HalfWidth95, int Samples);
 
 /// <summary>Held-out likelihood and lossless codecs on the same images.</summary>
-public sealed record LikelihoodReport(BitsPerDim Model, BitsPerDim Png, BitsPerDim WebpLossless, int Images, int Passes);
+/// <param name="Model">The model's bits/dim; null when only the codecs were measured (<see cref="LikelihoodEvaluator.EvaluateCodecs"/>).</param>
+/// <param name="Png">PNG at maximum compression, each image alone (<see cref="CodecBaselines.EncodePngSmallest"/>).</param>
+/// <param name="WebpLossless">Lossless WebP at libwebp's maximum effort, each image alone (<see cref="CodecBaselines.EncodeWebpLossless"/>).</param>
+/// <param name="Images">How many test images were measured.</param>
+/// <param name="Passes">Forward passes per batch for the model; 0 when only the codecs were measured.</param>
+public sealed record LikelihoodReport(BitsPerDim? Model, BitsPerDim Png, BitsPerDim WebpLossless, int Images, int Passes);
 
 /// <summary>
 /// The official likelihood protocol (engine_fractalgen.compute_nll): evaluation mode, unconditional (null embedding),
@@ -47,16 +52,33 @@ public static class LikelihoodEvaluator
             batchValues.Add((BatchBitsPerDim(model, Pixels.Normalize(u8), labels, passes), b));
             progress?.Invoke(start + b, n);
         }
+        var (png, webp) = Codecs(data, n);
+        return new LikelihoodReport(Weighted(batchValues), png, webp, n, passes);
+    }
+
+    /// <summary>The codec baselines alone (no model): bits/dim of each image encoded by itself, first <paramref name="limit"/> images.</summary>
+    public static LikelihoodReport EvaluateCodecs(ImageDataset data, int? limit, Action<int, int>? progress = null)
+    {
+        int n = Math.Min(data.Count, limit ?? data.Count);
+        var (png, webp) = Codecs(data, n, progress);
+        return new LikelihoodReport(null, png, webp, n, 0);
+    }
+
+    static (BitsPerDim Png, BitsPerDim Webp) Codecs(ImageDataset data, int n, Action<int, int>? progress = null)
+    {
         double dims = 3.0 * data.Height * data.Width;
-        var png = new List<double>(n);
-        var webp = new List<double>(n);
-        for (int i = 0; i < n; i++)
+        var png = new double[n];
+        var webp = new double[n];
+        int done = 0;
+        Parallel.For(0, n, i =>
         {
             var image = data.GetImage(i);
-            png.Add(8.0 * PngImage.Encode(image, data.Width, data.Height).Length / dims);
-            webp.Add(8.0 * PngImage.EncodeWebpLossless(image, data.Width, data.Height).Length / dims);
-        }
-        return new LikelihoodReport(Weighted(batchValues), Summary(png), Summary(webp), n, passes);
+            png[i] = 8.0 * CodecBaselines.EncodePngSmallest(image, data.Width, data.Height).Length / dims;
+            webp[i] = 8.0 * CodecBaselines.EncodeWebpLossless(image, data.Width, data.Height).Length / dims;
+            int d = Interlocked.Increment(ref done);
+            if (progress is not null && (d % 64 == 0 || d == n)) lock (png) progress(d, n);
+        });
+        return (Summary(png), Summary(webp));
     }
 
     /// <summary>Mean and 95% interval over per-batch values (the model's loss is a batch mean), weighted by batch size.</summary>
@@ -69,10 +91,10 @@ public static class LikelihoodEvaluator
         return new BitsPerDim(mean, 1.96 * Math.Sqrt(var / values.Count), values.Count);
     }
 
-    static BitsPerDim Summary(List<double> values)
+    static BitsPerDim Summary(double[] values)
     {
         double mean = values.Average();
-        double var = values.Count > 1 ? values.Sum(v => (v - mean) * (v - mean)) / (values.Count - 1) : double.NaN;
-        return new BitsPerDim(mean, 1.96 * Math.Sqrt(var / values.Count), values.Count);
+        double var = values.Length > 1 ? values.Sum(v => (v - mean) * (v - mean)) / (values.Length - 1) : double.NaN;
+        return new BitsPerDim(mean, 1.96 * Math.Sqrt(var / values.Length), values.Length);
     }
 }

@@ -126,6 +126,39 @@ public sealed class CommandLineTests : IDisposable
     }
 
     [Fact]
+    public void EvalNllCodecsOnlyMeasuresBothBaselinesWithoutAModelAndMarksTheBest()
+    {
+        string split = Path.Combine(dir, "test.fmds");
+        var pixels = new byte[4 * 3 * 16 * 16];
+        for (int i = 0; i < pixels.Length; i++) pixels[i] = (byte)(i % 3 == 0 ? 250 : i / 97 * 13);
+        FmdsFile.Write(split, 16, 16, [0, 1, 0, 1], pixels);
+        var (code, output, err) = Run("eval-nll", "--codecs-only", "--data", split, "--model", Path.Combine(dir, "none.safetensors"));
+        Assert.True(code == 0, err);
+        Assert.Contains("4 test images of 16×16, codecs only", output);
+        Assert.DoesNotContain("FractalMesh (this model)", output);
+        Assert.Matches(@"WebP lossless \(libwebp method 6, q100\)\s+\d\.\d{4}\s+\d\.\d{4}", output);
+        Assert.Matches(@"PNG \(zlib 9, best of 60 trials\)\s+\d\.\d{4}\s+\d\.\d{4}", output);
+        Assert.Single(output.Split('\n'), line => line.EndsWith("← best"));
+        Assert.Contains("best: ", output);
+    }
+
+    [Fact]
+    public void EvalNllTableMarksTheLowestMeanAndSaysWhenIntervalsOverlap()
+    {
+        var report = new FractalMesh.Training.LikelihoodReport(
+            Model: new(1.90, 0.05, 23), Png: new(2.50, 0.07, 709), WebpLossless: new(2.03, 0.06, 709), Images: 709, Passes: 4);
+        var lines = EvalNllCommand.Table(report).Split('\n', StringSplitOptions.RemoveEmptyEntries);
+        Assert.StartsWith("method", lines[0]);
+        Assert.Equal(["FractalMesh", "WebP", "PNG"], lines[1..4].Select(l => l.Split(' ')[0]));
+        Assert.EndsWith("← best", lines[1]);
+        Assert.DoesNotContain("← best", lines[2] + lines[3]);
+        Assert.Equal("best: FractalMesh (this model) at 1.9000 bits/dim", lines[4]);
+        var close = EvalNllCommand.Table(report with { Model = new(2.05, 0.05, 23) }).Split('\n', StringSplitOptions.RemoveEmptyEntries);
+        Assert.EndsWith("← best", close[2]);
+        Assert.Contains("overlaps that of FractalMesh (this model)", close[4]);
+    }
+
+    [Fact]
     public void UnknownCommandAndMissingModelExitTwo()
     {
         Assert.Equal(2, Run("paint").Code);

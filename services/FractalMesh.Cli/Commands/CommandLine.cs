@@ -19,8 +19,9 @@ public static class CommandLine
           data emoji [--out DIR] [--size 32|64] build the emoji dataset from npm
           train [--data FILE] [--out DIR] [--preset NAME | --init MODEL] [--steps N] [--batch N] [--lr X] [--max-steps N]
                                                 train with the official recipe; resumes from DIR; Ctrl-C saves
-          eval-nll [--model FILE] [--data FILE] [--passes N]
-                                                test-split bits/dim beside PNG and lossless WebP
+          eval-nll [--model FILE] [--data FILE] [--passes N] [--limit N] [--codecs-only]
+                                                test-split bits/dim beside lossless WebP and PNG at
+                                                maximum effort; --codecs-only skips the model
           generate [--model FILE] [--class LIST] [--count N] [--seed S] [--cfg X] [--schedule linear|constant]
                    [--temperature X] [--filter X] [--iters A,B] [--out DIR] [--device cpu|cuda] [--endpoint URL]
                                                 generate images (one PNG per seed, plus a grid)
