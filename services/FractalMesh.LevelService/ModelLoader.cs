@@ -25,6 +25,9 @@ public sealed class ModelLoader(IOptions<LevelOptions> options, LevelCalls calls
             logger.LogInformation("loading {Model} on {Device}", o.Model, o.Device);
             var levels = ServedLevels.Load(o, telemetry);
             telemetry.ObserveQueue(() => calls.AdmittedRows);
+            if (logger.IsEnabled(LogLevel.Debug))
+                foreach (var (level, statistics) in levels.PassStatistics)
+                    statistics.Passed += (rows, callCount) => logger.LogDebug("level {Level}: pass of {Rows} rows of {Calls} calls", level, rows, callCount);
             served = levels;
             long parameters = levels.Model.parameters().Sum(p => p.numel());
             long bytes = levels.Model.parameters().Sum(p => p.numel() * p.element_size());

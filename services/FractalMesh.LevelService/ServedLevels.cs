@@ -38,6 +38,9 @@ public sealed class ServedLevels : IDisposable
     /// <summary>What each served level expects of its rows.</summary>
     public IReadOnlyDictionary<int, LevelShape> Shapes { get; }
 
+    /// <summary>Rows per forward pass of every served level that batches across calls.</summary>
+    public IReadOnlyList<(int Level, PassStatistics Statistics)> PassStatistics { get; private init; } = [];
+
     /// <summary>The sampler of a served level.</summary>
     public IPatchSampler SamplerOf(int level) => samplers[level];
 
@@ -77,9 +80,11 @@ public sealed class ServedLevels : IDisposable
             RemotePatchSampler? remote = null;
             var scheduling = new SchedulerOptions { MaxRowsPerPass = options.MaxBatchRows };
             IPatchSampler Timed(IPatchSampler sampler, int level) => telemetry is null ? sampler : new TimedPatchSampler(sampler, level, telemetry);
-            void Observe(PassStatistics statistics, int level)
+            var statistics = new List<(int, PassStatistics)>();
+            void Observe(PassStatistics s, int level)
             {
-                if (telemetry is not null) statistics.Passed += (rows, calls) => telemetry.PassRan(level, rows, calls);
+                statistics.Add((level, s));
+                if (telemetry is not null) s.Passed += (rows, calls) => telemetry.PassRan(level, rows, calls);
             }
             IPatchSampler next;
             if (last == levels - 1 || first == levels)
@@ -109,7 +114,7 @@ public sealed class ServedLevels : IDisposable
                 next = Timed(sampler, level);
                 samplers[level] = next;
             }
-            return new ServedLevels(model, device, first, samplers.Keys.Max(), samplers, remote);
+            return new ServedLevels(model, device, first, samplers.Keys.Max(), samplers, remote) { PassStatistics = statistics };
         }
         catch
         {

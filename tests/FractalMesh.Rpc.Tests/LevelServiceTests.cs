@@ -55,7 +55,7 @@ public class LevelServiceTests(LevelOneService service) : IClassFixture<LevelOne
     public async Task ConcurrentCallersShareBatchesAndEachGetsItsOwnImages()
     {
         var options = TestModel.Options(2f);
-        var requests = Enumerable.Range(0, 3).Select(i => TestModel.Images(2, seed: 100 + 10 * i)).ToList();
+        var requests = Enumerable.Range(0, 3).Select(i => TestModel.Images(4, seed: 100 + 10 * i)).ToList();
         var local = requests.Select(images => new FractalSampler(TestModel.Model).Generate(images, options)).ToList();
         using var remote = Remote();
         int lines = service.Process.Output.Count;
@@ -63,7 +63,7 @@ public class LevelServiceTests(LevelOneService service) : IClassFixture<LevelOne
             new FractalSampler(TestModel.Model, (inner, level) => level == 1 ? remote : inner).Generate(images, options))));
         for (int i = 0; i < requests.Count; i++) Assert.Equal(local[i], distributed[i]);
         // At least one forward pass served rows of more than one call.
-        Assert.Contains(service.Process.Output.Skip(lines), l => System.Text.RegularExpressions.Regex.IsMatch(l, @"sampling \d+ rows of [2-9] calls"));
+        Assert.Contains(service.Process.Output.Skip(lines), l => System.Text.RegularExpressions.Regex.IsMatch(l, @"pass of \d+ rows of [2-9] calls"));
     }
 
     [Fact]
