@@ -14,14 +14,12 @@
 #
 # Settings (environment): FM_MODE (pipeline, embedded or compare), FM_CONFIGURATION (Release), FM_MODEL
 # (models/emoji32-demo.safetensors), FM_CONCURRENCY (1,4,16), FM_REQUESTS (4,8,32), FM_DURATION (seconds per step, 60),
-# FM_PROTOCOL (grpc), FM_GATEWAY_CONCURRENCY (the gateway's MaxConcurrentRequests: 2 embedded, a CPU being busy with two;
-# 16 in the pipeline, whose gateway runs only level 0 while level 1 merges the rows of concurrent requests),
-# FM_TORCH_THREADS (libtorch threads of every process, 0: libtorch's choice; 1 on a CPU shared with other work),
-# FM_LEVEL1_MAX_WAIT_MS (how long level 1 holds a call for others to share its forward pass, 2; under load calls batch
-# anyway while they queue behind the running batch, and at concurrency 1 every level-0 step pays this wait),
+# FM_PROTOCOL (grpc), FM_GATEWAY_CONCURRENCY (the gateway's MaxConcurrentRequests, 16 in both modes: concurrent requests
+# share every level's forward passes step by step), FM_TORCH_THREADS (libtorch threads of every process, 0: libtorch's
+# choice; 1 on a CPU shared with other work),
 # FM_CPUS (a taskset CPU list for the gateway and the level service, e.g. 1: on a machine shared with other work, keeps
 # their many short wake-ups off cores busy with it), FM_GATEWAY_ARGS (more --Gateway:Key=value arguments), ports FM_GRPC_PORT (5080), FM_REST_PORT (5081), FM_GATEWAY_METRICS_PORT
-# (9465), FM_LEVEL1_PORT (5101), FM_LEVEL1_METRICS_PORT (9464), FM_REDIS_PORT (6390), FM_REDIS (0: no Redis),
+# (9465), FM_LEVEL0_PORT (5100), FM_LEVEL0_METRICS_PORT (9463), FM_LEVEL1_PORT (5101), FM_LEVEL1_METRICS_PORT (9464), FM_REDIS_PORT (6390), FM_REDIS (0: no Redis),
 # FM_SKIP_BUILD (1: use what is built), FM_OUT (out/loadtest).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
@@ -32,6 +30,8 @@ model=${FM_MODEL:-models/emoji32-demo.safetensors}
 grpc_port=${FM_GRPC_PORT:-5080}
 rest_port=${FM_REST_PORT:-5081}
 gateway_metrics_port=${FM_GATEWAY_METRICS_PORT:-9465}
+level0_port=${FM_LEVEL0_PORT:-5100}
+level0_metrics_port=${FM_LEVEL0_METRICS_PORT:-9463}
 level1_port=${FM_LEVEL1_PORT:-5101}
 metrics_port=${FM_LEVEL1_METRICS_PORT:-9464}
 redis_port=${FM_REDIS_PORT:-6390}
@@ -56,7 +56,7 @@ if [[ "${FM_SKIP_BUILD:-0}" != 1 ]]; then
 fi
 mkdir -p "$out"
 
-ports=("$grpc_port" "$rest_port" "$gateway_metrics_port" "$level1_port" "$metrics_port")
+ports=("$grpc_port" "$rest_port" "$gateway_metrics_port" "$level0_port" "$level0_metrics_port" "$level1_port" "$metrics_port")
 if [[ "${FM_REDIS:-1}" != 0 ]] && command -v redis-server >/dev/null; then use_redis=1; ports+=("$redis_port"); else use_redis=0; fi
 for port in "${ports[@]}"; do
   if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
@@ -99,15 +99,24 @@ start_level1() {
   echo "level1 ready on 127.0.0.1:$level1_port (metrics http://127.0.0.1:$metrics_port/metrics)"
 }
 
-# start_gateway embedded|pipeline LOGDIR: the gateway, every level in it (embedded) or level 0 calling level1 (pipeline).
+# start_level0 LOGDIR: level 0 of the model, calling level1, on FM_LEVEL0_PORT.
+start_level0() {
+  "${pinned[@]}" dotnet "$level_dll" --urls="http://127.0.0.1:$level0_port" \
+    --Level:Model="$model" --Level:FirstLevel=0 --Level:LastLevel=0 --Level:NextAddresses:0="http://127.0.0.1:$level1_port" \
+    --Level:TorchThreads="$torch_threads" --Observability:MetricsUrl="http://127.0.0.1:$level0_metrics_port/" \
+    --Logging:LogLevel:Default=Warning --Logging:LogLevel:Microsoft.Hosting.Lifetime=Information >"$1/level0.log" 2>&1 &
+  pids+=($!)
+  probe grpc "http://127.0.0.1:$level0_port" readiness --wait 120 || fail_with_log "level0 did not become ready" "$1/level0.log"
+  echo "level0 ready on 127.0.0.1:$level0_port (metrics http://127.0.0.1:$level0_metrics_port/metrics)"
+}
+
+# start_gateway embedded|pipeline LOGDIR: the gateway, every level in it (embedded), or no weights, calling level0 (pipeline).
 start_gateway() {
   local levels=() concurrency
   if [[ $1 == pipeline ]]; then
-    levels=("--Gateway:LevelAddresses:0=http://127.0.0.1:$level1_port")
-    concurrency=${FM_GATEWAY_CONCURRENCY:-16}
-  else
-    concurrency=${FM_GATEWAY_CONCURRENCY:-2}
+    levels=("--Gateway:LevelAddresses:0=http://127.0.0.1:$level0_port")
   fi
+  concurrency=${FM_GATEWAY_CONCURRENCY:-16}
   # shellcheck disable=SC2086 # FM_GATEWAY_ARGS is a list of arguments
   "${pinned[@]}" dotnet "$gateway_dll" --Gateway:ModelPath="$model" \
     --Gateway:GrpcUrl="http://127.0.0.1:$grpc_port" --Gateway:RestUrl="http://127.0.0.1:$rest_port" \
@@ -126,14 +135,21 @@ run_mode() {
   local kind=$1 dir=$2
   shift 2
   mkdir -p "$dir"
-  if [[ $kind == pipeline ]]; then start_level1 "$dir"; fi
+  if [[ $kind == pipeline ]]; then start_level1 "$dir"; start_level0 "$dir"; fi
   start_gateway "$kind" "$dir"
   if [[ $protocol == rest ]]; then target="http://127.0.0.1:$rest_port"; else target="http://127.0.0.1:$grpc_port"; fi
   dotnet "$loadtest_dll" --target "$target" --protocol "$protocol" \
     --concurrency "${FM_CONCURRENCY:-1,4,16}" --requests "${FM_REQUESTS:-4,8,32}" --duration "${FM_DURATION:-60}" \
     --classes 0,1,2,3,4,5,6,7,8 --report "$dir/report.json" "$@" || status=$?
   scrape "http://127.0.0.1:$gateway_metrics_port/metrics" "$dir/gateway-metrics.txt"
-  if [[ $kind == pipeline ]]; then scrape "http://127.0.0.1:$metrics_port/metrics" "$dir/level1-metrics.txt"; fi
+  if [[ $kind == pipeline ]]; then
+    scrape "http://127.0.0.1:$level0_metrics_port/metrics" "$dir/level0-metrics.txt"
+    scrape "http://127.0.0.1:$metrics_port/metrics" "$dir/level1-metrics.txt"
+    # Rows per forward pass at each level (histogram buckets of fractalmesh_level_batch_rows).
+    for f in "$dir/level0-metrics.txt" "$dir/level1-metrics.txt"; do
+      [[ -f $f ]] && grep -E '^fractalmesh_level_batch_rows_(bucket|count|sum)' "$f" | sed "s|^|$(basename "$f" -metrics.txt): |" || true
+    done
+  fi
   stop_all
 }
 
@@ -147,7 +163,7 @@ case $mode in
   compare)
     echo "== embedded: the gateway alone"
     run_mode embedded "$out/embedded" "$@"
-    echo "== pipeline: the gateway (level 0) and the level-1 service"
+    echo "== pipeline: the gateway (no weights), the level-0 service and the level-1 service (with the pixel head)"
     run_mode pipeline "$out/pipeline" "$@"
     echo "== embedded vs pipeline (cores: $(nproc); other load on this machine counts: see the load average $(cut -d' ' -f1-3 /proc/loadavg))"
     dotnet "$loadtest_dll" compare "embedded=$out/embedded/report.json" "pipeline=$out/pipeline/report.json" --out "$out/comparison.json" || status=$?

@@ -9,33 +9,41 @@ using static FractalMesh.Gateway.Tests.GatewayClient;
 
 namespace FractalMesh.Gateway.Tests;
 
-/// <summary>A level-1 service and a gateway in distributed mode calling it (level 0 in the gateway), as two real processes.</summary>
+/// <summary>
+/// The three-stage pipeline as real processes: a level-1 service (with the pixel head), a level-0 service calling it, and a
+/// gateway in distributed mode that holds no weights and follows level 0's stream of steps.
+/// </summary>
 public sealed class DistributedGatewayFixture : IAsyncLifetime
 {
-    /// <summary>The deadline of the gateway's calls to level 1 when the incoming call has none (jobs).</summary>
+    /// <summary>The deadline of the gateway's calls to level 0 when the incoming call has none (jobs).</summary>
     public const int LevelTimeoutSeconds = 90;
 
     public LevelServiceProcess Level1 { get; private set; } = null!;
+    public LevelServiceProcess Level0 { get; private set; } = null!;
     public GatewayProcess Gateway { get; private set; } = null!;
 
     public async Task InitializeAsync()
     {
         Level1 = await LevelServiceProcess.StartAsync(LevelServiceProcess.FreePort());
-        Gateway = await GatewayProcess.StartAsync($"--Gateway:LevelAddresses:0={Level1.Address}", "--Gateway:TorchThreads=1",
-            $"--Gateway:LevelTimeoutSeconds={LevelTimeoutSeconds}");
+        Level0 = await LevelServiceProcess.StartAsync(LevelServiceProcess.FreePort(), "--Level:FirstLevel=0", "--Level:LastLevel=0",
+            $"--Level:NextAddresses:0={Level1.Address}");
+        Gateway = await GatewayProcess.StartAsync($"--Gateway:LevelAddresses:0={Level0.Address}", "--Gateway:TorchThreads=1",
+            $"--Gateway:LevelTimeoutSeconds={LevelTimeoutSeconds}", "--Gateway:MaxConcurrentRequests=16", "--Gateway:MaxQueuedRequests=16");
     }
 
     public async Task DisposeAsync()
     {
         if (Gateway is not null) await Gateway.DisposeAsync();
+        if (Level0 is not null) await Level0.DisposeAsync();
         if (Level1 is not null) await Level1.DisposeAsync();
     }
 }
 
 /// <summary>
-/// Issue 5, distributed mode: the gateway runs level 0 and calls a level-1 service in another process; the same request and
-/// seed give the same bytes as the embedded gateway (the shared <see cref="GatewayCollection"/> process) over gRPC, REST and
-/// the command line, jobs keep their per-step previews, and the call's deadline travels down to the level service.
+/// Distributed mode: the gateway sends each request to a level-0 service, which calls a level-1 service; the same request
+/// and seed give the same bytes as the embedded gateway (the shared <see cref="GatewayCollection"/> process) over gRPC,
+/// REST and the command line, whatever else is in flight; jobs keep their per-step previews; the call's deadline travels
+/// down to the last level.
 /// </summary>
 [Collection(GatewayCollection.Name)]
 public sealed partial class DistributedGatewayTests(GatewayProcess embedded, DistributedGatewayFixture fixture, ITestOutputHelper output)
@@ -88,6 +96,33 @@ public sealed partial class DistributedGatewayTests(GatewayProcess embedded, Dis
         }
         finally { Directory.Delete(dir, true); }
         Assert.True(fixture.Level1.Output.Any(l => l.Contains("queued", StringComparison.Ordinal)), "the level service was never called");
+        Assert.True(fixture.Level0.Output.Any(l => l.Contains("level 0: queued", StringComparison.Ordinal)), "the level-0 service was never called");
+    }
+
+    [Fact]
+    public async Task StaggeredRequestsWithMixedSettingsAndACancellationGiveTheBytesOfOneProcess()
+    {
+        var requests = Enumerable.Range(0, 6).Select(i => new GenerateRequest
+        {
+            ClassLabels = { i % 3 == 0 ? -1 : i, (i + 4) % 9 },
+            Count = 1 + i % 2,
+            Seed = 1000 + 37 * i,
+            Params = new SamplingParams { Cfg = i % 2 == 0 ? 3 : 1, Temperature = 1 + 0.25f * (i % 3), NumIter = { 3 + i % 4, 2 + i % 3 } },
+        }).ToList();
+        var cancelled = new GenerateRequest { ClassLabels = { 2, 3 }, Count = 4, Seed = 5, Params = new SamplingParams { Cfg = 2, NumIter = { 16, 8 } } };
+        using var cancel = new CancellationTokenSource();
+        var doomed = Distributed.Grpc.GenerateAsync(cancelled, cancellationToken: cancel.Token).ResponseAsync;
+        var running = new List<Task<GenerateResponse>>();
+        foreach (var request in requests)
+        {
+            running.Add(Distributed.Grpc.GenerateAsync(request, deadline: DateTime.UtcNow.AddMinutes(3)).ResponseAsync);
+            await Task.Delay(150);   // the next one arrives while the others are mid-generation
+            if (running.Count == 3) cancel.Cancel();
+        }
+        var error = await Assert.ThrowsAsync<Grpc.Core.RpcException>(() => doomed);
+        Assert.Equal(Grpc.Core.StatusCode.Cancelled, error.StatusCode);
+        for (int i = 0; i < requests.Count; i++)
+            Assert.Equal(JobClient.ReferencePngs(requests[i]), (await running[i]).Images.Select(image => image.Png.ToByteArray()));
     }
 
     [Fact]
@@ -119,7 +154,7 @@ public sealed partial class DistributedGatewayTests(GatewayProcess embedded, Dis
         Assert.Equal(JobState.Done, (await Distributed.WatchAsync(job.Id, TimeSpan.FromSeconds(60)))[^1].State);
         var ofJob = DeadlinesSince(skip);
 
-        output.WriteLine($"deadlines seen by level 1: call with a 20 s deadline {string.Join(", ", withDeadline)} s; job {string.Join(", ", ofJob)} s");
+        output.WriteLine($"deadlines seen by level 1 (through level 0): call with a 20 s deadline {string.Join(", ", withDeadline)} s; job {string.Join(", ", ofJob)} s");
         Assert.Equal(2, withDeadline.Count);   // one call per level-0 step
         Assert.All(withDeadline, s => Assert.InRange(s, 0.1, 20));
         Assert.Equal(2, ofJob.Count);

@@ -26,7 +26,7 @@ public sealed class LevelReplicaFailoverTests(ITestOutputHelper output)
         }
         await using var a = replicas[0];
         await using var b = replicas[1];
-        await using var gateway = await GatewayProcess.StartAsync($"--Gateway:LevelAddresses:0={a.Address}", $"--Gateway:LevelAddresses:1={b.Address}",
+        await using var gateway = await GatewayProcess.StartAsync("--Gateway:FirstRemoteLevel=1", $"--Gateway:LevelAddresses:0={a.Address}", $"--Gateway:LevelAddresses:1={b.Address}",
             "--Gateway:TorchThreads=1");
 
         // Warm-up until both replicas took a call: both are connected and round-robin alternates between them (the first

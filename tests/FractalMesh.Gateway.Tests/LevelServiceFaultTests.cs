@@ -35,14 +35,14 @@ public sealed partial class LevelServiceFaultTests(ITestOutputHelper output)
         long startMs = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds();
         using var redis = new RedisServer();
         int port = LevelServiceProcess.FreePort(), metricsPort = LevelServiceProcess.FreePort();
-        // Every call waits 100 ms for company before its forward pass: a level-0 step lasts at least that long, so the
+        // Every call is held 100 ms before it starts: a level-0 step lasts at least that long, so the
         // kill, sent when this process sees a step's event, lands inside the job even when the machine is busy.
         string[] level1 = ["--Level:StartDelayMilliseconds=100"];
         var incarnations = new List<LevelServiceProcess> { await LevelServiceProcess.StartAsync(port, level1) };
         LevelServiceProcess Current() { lock (incarnations) return incarnations[^1]; }
         try
         {
-            await using var gateway = await GatewayProcess.StartAsync($"--Gateway:Redis={redis.Endpoint}", $"--Gateway:LevelAddresses:0={Current().Address}",
+            await using var gateway = await GatewayProcess.StartAsync($"--Gateway:Redis={redis.Endpoint}", $"--Gateway:LevelAddresses:0={Current().Address}", "--Gateway:FirstRemoteLevel=1",
                 "--Gateway:TorchThreads=1", "--Gateway:MaxImagesPerRequest=64", "--Gateway:ReplicaId=gw", "--Gateway:MaxQueuedJobs=16",
                 $"--Observability:MetricsUrl=http://127.0.0.1:{metricsPort}/");
 
