@@ -47,9 +47,10 @@ level_dll=services/FractalMesh.LevelService/bin/$config/net10.0/FractalMesh.Leve
 gateway_dll=gateway/FractalMesh.Gateway/bin/$config/net10.0/FractalMesh.Gateway.dll
 probe_dll=services/FractalMesh.HealthProbe/bin/$config/net10.0/FractalMesh.HealthProbe.dll
 loadtest_dll=deploy/loadtest/FractalMesh.LoadTest/bin/$config/net10.0/FractalMesh.LoadTest.dll
+cli_dll=services/FractalMesh.Cli/bin/$config/net10.0/fractalmesh.dll
 
 if [[ "${FM_SKIP_BUILD:-0}" != 1 ]]; then
-  for project in services/FractalMesh.LevelService gateway/FractalMesh.Gateway services/FractalMesh.HealthProbe deploy/loadtest/FractalMesh.LoadTest; do
+  for project in services/FractalMesh.LevelService gateway/FractalMesh.Gateway services/FractalMesh.HealthProbe deploy/loadtest/FractalMesh.LoadTest services/FractalMesh.Cli; do
     echo "building $project"
     dotnet build "$project" -c "$config" -nologo -v quiet
   done
@@ -161,6 +162,9 @@ fi
 case $mode in
   pipeline|embedded) run_mode "$mode" "$out" "$@" ;;
   compare)
+    echo "== ceiling: the in-process sampler at batch 1 and 16 (cfg ${FM_CFG:-1}, iterations ${FM_ITERS:-16,8}; no server)"
+    dotnet "$cli_dll" bench --model "$model" --batches 1,16 --cfg "${FM_CFG:-1}" --iters "${FM_ITERS:-16,8}" --no-training --repeats 1 \
+      | tee "$out/ceiling.txt" || status=$?
     echo "== embedded: the gateway alone"
     run_mode embedded "$out/embedded" "$@"
     echo "== pipeline: the gateway (no weights), the level-0 service and the level-1 service (with the pixel head)"

@@ -25,6 +25,7 @@ public static class BenchCommand
         float cfg = float.Parse(o.Get("cfg") ?? "3", CultureInfo.InvariantCulture);
         int repeats = int.Parse(o.Get("repeats") ?? "3", CultureInfo.InvariantCulture);
         bool skipSampling = o.Flag("no-sampling");
+        bool skipTraining = o.Flag("no-training");
         bool invariance = o.Flag("check-invariance");
         o.EnsureAllUsed();
         using var model = modelPath is null ? new FractalModel(Presets.Get(preset)) : ModelCheckpoint.Open(modelPath, preset);
@@ -33,6 +34,7 @@ public static class BenchCommand
         Console.WriteLine($"{(modelPath ?? preset)}: {model.parameters().Sum(p => p.numel()):N0} parameters, {get_num_threads()} threads");
 
         // Training step and likelihood pass at batch 32.
+        if (!skipTraining)
         {
             var optimizer = optim.AdamW(model.parameters(), 1e-4, 0.9, 0.95, 1e-8, 0.05);
             using var images = randint(0, 256, [32, 3, size, size], dtype: ScalarType.Byte);
@@ -65,7 +67,7 @@ public static class BenchCommand
             Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"likelihood pass, batch 32:  {times.Average():F3} s  ({32 / times.Average():F1} images/s)"));
             optimizer.Dispose();
         }
-        LevelZeroEfficiency(model, repeats);
+        if (!skipTraining) LevelZeroEfficiency(model, repeats);
         if (skipSampling) return 0;
 
         var numIter = iters.Split(',').Select(v => int.Parse(v, CultureInfo.InvariantCulture)).ToArray();

@@ -29,6 +29,9 @@ public static class CommandLine
           outpaint --image PNG [--at X,Y] --class C [same options]  place a smaller image on the canvas
           uncrop --image PNG --keep X,Y,W,H --class C [same options] keep a rectangle, generate around it
           (class-conditional editing: inpaint with another --class)
+          bench [--preset NAME | --model FILE] [--batches 1,8,32] [--iters A,B] [--cfg X] [--repeats N]
+                [--no-training] [--no-sampling] [--check-invariance]
+                                                training step, likelihood pass and sampling speed, per level
         """;
 
     public static async Task<int> RunAsync(string[] args)
