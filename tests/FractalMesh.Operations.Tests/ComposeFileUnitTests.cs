@@ -4,7 +4,10 @@ using Xunit;
 
 namespace FractalMesh.Operations.Tests;
 
-/// <summary>docker-compose.yml parses and agrees with the code: keys, ports, service names, health checks, scaling.</summary>
+/// <summary>
+/// docker-compose.yml parses and agrees with the code: keys, ports, service names, health checks, scaling, and the
+/// per-level topology (one service per level of the model, each calling the next, a gateway without weights calling level 0).
+/// </summary>
 public sealed class ComposeFileUnitTests
 {
     const string File = "docker-compose.yml";
@@ -94,30 +97,61 @@ public sealed class ComposeFileUnitTests
         Assert.EndsWith("/healthz/ready", test[4]);
     }
 
+    /// <summary>A service's environment over its image's ENV: what the program reads.</summary>
+    static Dictionary<string, string> Effective(YamlNode service, ProgramSpec program)
+    {
+        var env = new Dictionary<string, string>(program.Dockerfile.Environment);
+        foreach (var (key, value) in Environment(service)) env[key] = value;
+        return env;
+    }
+
+    static List<LevelServer> LevelServers => LevelServices
+        .Select(l => new LevelServer(l.Name, Effective(l.Service, ProgramSpec.LevelService), Ports.LevelService(Environment(l.Service), ProgramSpec.LevelService.Dockerfile)))
+        .ToList();
+
+    static IEnumerable<string> DependsOn(YamlNode service) =>
+        service.Entries("depends_on").Select(e => e.Key).Concat(service.Items("depends_on").Select(i => ((YamlScalarNode)i).Value!));
+
     [Fact]
-    public void TheGatewayRunsDistributedCallingALevelServiceThatServesItsFirstRemoteLevel()
+    public void OneServicePerLevelOfTheModelEachCallingTheNextAndAGatewayWithoutWeightsCallingLevelZero()
+    {
+        var (_, gateway, program) = OurServices.Single(s => s.Program == ProgramSpec.Gateway);
+        var gatewayEnv = Effective(gateway, program);
+        var model = Topology.ModelOf(gatewayEnv["Gateway__ModelPath"], gatewayEnv.GetValueOrDefault("Gateway__Preset"), program.Dockerfile);
+        var servers = LevelServers;
+        var problems = Topology.Problems(model, servers, gatewayEnv, (host, port) => servers.SingleOrDefault(s => s.Name == host && s.Port == port));
+        Assert.True(problems.Count == 0, $"{File}:\n" + string.Join("\n", problems));
+        Assert.Equal(model.Levels + 1, servers.Count);
+    }
+
+    [Fact]
+    public void EachCallerStartsAfterTheServiceItCallsIsHealthy()
+    {
+        var servers = LevelServers;
+        var callers = OurServices.Select(s => (s.Name, s.Service, Addresses: s.Program == ProgramSpec.Gateway
+            ? Topology.List(Environment(s.Service), "Gateway__LevelAddresses__") : Topology.List(Environment(s.Service), "Level__NextAddresses__")));
+        foreach (var (name, service, addresses) in callers)
+            foreach (var (host, _) in addresses.SelectMany(Addresses.In).Distinct())
+            {
+                Assert.True(servers.Any(s => s.Name == host), $"{name} calls {host}, which is no level service");
+                Assert.True(DependsOn(service).Contains(host), $"{name} calls {host} but does not depend on it: it would start before its next level");
+                Assert.Equal("service_healthy", service.Text("depends_on", host, "condition"));
+            }
+        // And nothing above the gateway: it depends on no level service but level 0's.
+        var (gatewayName, gateway, _) = OurServices.Single(s => s.Program == ProgramSpec.Gateway);
+        Assert.Equal(servers.Where(s => s.FirstLevel == 0).Select(s => s.Name), DependsOn(gateway).Where(d => servers.Any(s => s.Name == d)));
+    }
+
+    [Fact]
+    public void TheGatewayExposesItsMetricsAndAsksForNoGpu()
     {
         var (name, service, program) = OurServices.Single(s => s.Program == ProgramSpec.Gateway);
         var env = Environment(service);
-        var addresses = env.Where(e => e.Key.StartsWith("Gateway__LevelAddresses__", StringComparison.Ordinal)).Select(e => e.Value).ToList();
-        Assert.True(addresses.Count > 0, $"{name}: no Gateway__LevelAddresses__0: the gateway would run every level itself (embedded mode)");
-        int first = env.TryGetValue("Gateway__FirstRemoteLevel", out var f) ? int.Parse(f) : new FractalMesh.Gateway.GatewayOptions().FirstRemoteLevel;
-        foreach (var address in addresses)
-        {
-            var targets = Addresses.In(address).ToList();
-            Assert.True(targets.Count == 1, $"{name}: Gateway:LevelAddresses entry '{address}' names no service");
-            var (host, port) = targets[0];
-            var level = LevelServices.SingleOrDefault(l => l.Name == host);
-            Assert.True(level.Service is not null, $"{name}: {address} is no level service of this file");
-            var levelEnv = Environment(level.Service);
-            Assert.Equal(port, Ports.LevelService(levelEnv, ProgramSpec.LevelService.Dockerfile));
-            Assert.True(int.Parse(levelEnv.GetValueOrDefault("Level__FirstLevel", "0")) == first,
-                $"{name} sends level {first} to {host}, which serves from level {levelEnv.GetValueOrDefault("Level__FirstLevel", "0")}");
-            Assert.Contains(host, service.Entries("depends_on").Select(e => e.Key));
-        }
         var metrics = Ports.Metrics(env, program.Dockerfile);
         Assert.True(metrics is not null, $"{name}: no Observability__MetricsUrl, so nothing to scrape");
         Assert.Contains(metrics.Value, ContainerPorts(service));
+        // It holds no weights: a CUDA device would reserve a GPU for nothing.
+        Assert.Equal("cpu", env.GetValueOrDefault("Gateway__Device", "cpu"));
     }
 
     [Fact]
@@ -138,7 +172,7 @@ public sealed class ComposeFileUnitTests
                     else if (!ports.Contains(port)) problems.Add($"{name}: {key}={value}: {host} listens on {string.Join(", ", ports)}, not {port}");
                 }
         foreach (var (name, service) in Services)
-            foreach (var dependency in service.Entries("depends_on").Select(e => e.Key).Concat(service.Items("depends_on").Select(i => ((YamlScalarNode)i).Value!)))
+            foreach (var dependency in DependsOn(service))
                 if (!Services.ContainsKey(dependency)) problems.Add($"{name}: depends_on names no service '{dependency}'");
         Assert.True(problems.Count == 0, string.Join("\n", problems));
     }

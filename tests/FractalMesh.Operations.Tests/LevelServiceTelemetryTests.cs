@@ -13,7 +13,7 @@ namespace FractalMesh.Operations.Tests;
 /// <summary>
 /// Two real level services with the demo model, level 0 calling level 1 (and the pixel head) in the other: a call that
 /// arrives with a W3C trace reaches the second service in the same trace (through the batcher's thread), and the first
-/// one's Prometheus endpoint reports queue depth, batch sizes, step latency per level and rows.
+/// one's Prometheus endpoint reports queue depth (under the name the autoscalers use), batch sizes, step latency per level and rows.
 /// </summary>
 public sealed class LevelServiceTelemetryTests
 {
@@ -93,11 +93,16 @@ public sealed class LevelServiceTelemetryTests
 
         using var http = new HttpClient();
         var metrics = await http.GetStringAsync($"http://127.0.0.1:{metricsPort}/metrics");
-        foreach (var name in new[] { "fractalmesh_level_queue_rows{", "fractalmesh_level_queue_wait_seconds_bucket{", "fractalmesh_level_batch_calls_bucket{",
-                     "http_server_request_duration_seconds_bucket{" })
+        // The queue-depth gauge under the name every level's HorizontalPodAutoscaler scales on (deploy/k8s).
+        Assert.Matches($@"{KubernetesManifestUnitTests.QueueDepthMetric}\{{[^}}]*fractalmesh_level=""0""[^}}]*\}} \d+", metrics);
+        foreach (var name in new[] { "fractalmesh_level_batch_calls_bucket{", "http_server_request_duration_seconds_bucket{" })
             Assert.Contains(name, metrics);
+        // The queue-wait histogram went with the fixed batching window: passes start when the level is free.
+        Assert.DoesNotContain("fractalmesh_level_queue_wait_seconds", metrics);
         Assert.Matches(@"fractalmesh_level_step_duration_seconds_count\{[^}]*fractalmesh_level=""0""[^}]*\} 1", metrics);
-        Assert.Matches(@"fractalmesh_level_batch_rows_sum\{[^}]*fractalmesh_level=""0""[^}]*\} 3", metrics);
+        // One pass per level-0 step (2 iterations), each over the call's 3 rows: passes are per step, not per call.
+        Assert.Matches(@"fractalmesh_level_batch_rows_count\{[^}]*fractalmesh_level=""0""[^}]*\} 2\n", metrics);
+        Assert.Matches(@"fractalmesh_level_batch_rows_sum\{[^}]*fractalmesh_level=""0""[^}]*\} 6\n", metrics);
         Assert.Matches(@"fractalmesh_level_rows_total\{[^}]*fractalmesh_level=""0""[^}]*\} 3", metrics);
     }
 }
