@@ -30,7 +30,7 @@ public sealed class LevelCalls(IOptions<LevelOptions> options, LevelTelemetry te
         var request = PatchRowCodec.ToPatchRequest(message, message.Rows, levels.Device);
         using (request)
         using (CallDeadline.Use(deadline))
-            return await levels.SamplerOf(message.Level).SampleAsync(request, cancel).ConfigureAwait(false);
+            return await ComputeThread.Process.RunAsync(() => levels.SamplerOf(message.Level).SampleAsync(request, cancel)).ConfigureAwait(false);
     }
 
     /// <summary>Generates whole images at level 0; <paramref name="onStep"/> sees every level-0 step.</summary>
@@ -42,7 +42,7 @@ public sealed class LevelCalls(IOptions<LevelOptions> options, LevelTelemetry te
         var request = FractalSampler.NewRequest(levels.Model, images, sampling, onStep, startStep);
         using (request)
         using (CallDeadline.Use(deadline))
-            return await levels.SamplerOf(0).SampleAsync(request, cancel).ConfigureAwait(false);
+            return await ComputeThread.Process.RunAsync(() => levels.SamplerOf(0).SampleAsync(request, cancel)).ConfigureAwait(false);
     }
 
     /// <summary>The configured start delay (fault drills), then a log line: the call's rows now enter the level's passes.</summary>

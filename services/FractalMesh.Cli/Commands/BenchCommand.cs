@@ -75,9 +75,12 @@ public static class BenchCommand
         var sampler = new FractalSampler(model, (inner, level) => timers[level] = new TimedSampler(inner));
         var options = new SamplingOptions { Cfg = cfg, NumIter = numIter };
         Console.WriteLine($"sampling: iterations {iters}, cfg {cfg.ToString(CultureInfo.InvariantCulture)} (linear)");
+        // Lazy initialisation (TorchSharp, libtorch kernels) is not sampling: one throw-away image first.
+        sampler.Generate([new ImageRequest(0, -1)], options with { NumIter = numIter.Select(_ => 1).ToArray() });
         foreach (var b in batches.Split(',').Select(v => int.Parse(v, CultureInfo.InvariantCulture)))
         {
             foreach (var t in timers.Values) t.Reset();
+            foreach (var (_, statistics) in sampler.PassStatistics) statistics.Reset();
             var requests = Enumerable.Range(0, b).Select(i => new ImageRequest(i % config.ClassNum, i)).ToList();
             var sw = Stopwatch.StartNew();
             sampler.Generate(requests, options);
@@ -87,6 +90,8 @@ public static class BenchCommand
             for (int l = 1; l <= config.Levels; l++)
                 parts.Add($"{(l == config.Levels ? "pixel head" : $"level {l}")} {inclusive[l - 1] - inclusive[l]:F2}s");
             Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"  batch {b,3}: {b / total:F3} images/s  ({total:F1} s; {string.Join(", ", parts)})"));
+            Console.WriteLine("             forward passes: " + string.Join(", ", sampler.PassStatistics.Select(p => string.Create(CultureInfo.InvariantCulture,
+                $"{(p.Level == config.Levels ? "pixel head" : $"level {p.Level}")} {p.Statistics.Passes} passes, {(double)p.Statistics.Rows / Math.Max(1, p.Statistics.Passes):F1} rows each, {p.Statistics.Elapsed.TotalSeconds:F2}s"))));
         }
         if (invariance) CheckInvariance(sampler, options, config.ClassNum, size);
         return 0;

@@ -33,6 +33,9 @@ public sealed class FractalModel : NextLevel
     /// <summary>Builds the whole model from <paramref name="config"/> with the reference's random initialization.</summary>
     public FractalModel(FractalConfig config) : this(config.Validate(), 0) { }
 
+    // Every process that builds a model does tensor work: tune the allocator for it first.
+    static FractalModel() => NativeAllocator.Tune();
+
     FractalModel(FractalConfig config, int level) : base(nameof(FractalModel))
     {
         Config = config;

@@ -45,9 +45,9 @@ public sealed class ArLevelSampler(ArGenerator generator, int level, IPatchSampl
                     outputs = zeros(output.shape[0], S, output.shape[1], device: device)
                         .index_copy_(1, tensor(new long[] { t }, device: device), output.unsqueeze(1)).MoveToOuterDisposeScope();
                 }
-                using (outputs) await SampleChildrenAsync(request, canvas, pairs, [outputs], rowCfg, cancel).ConfigureAwait(false);
+                using (outputs) await SampleChildrenAsync(request, canvas, pairs, [outputs], rowCfg, cancel);
                 if (t >= request.StartStep && request.OnStep is { } onStep)
-                    await onStep(new LevelStep(t, S, (byte[])canvas.Bytes.Clone(), (bool[])canvas.Done.Clone())).ConfigureAwait(false);
+                    await onStep(new LevelStep(t, S, (byte[])canvas.Bytes.Clone(), (bool[])canvas.Done.Clone()));
             }
             return canvas.Bytes;
         }

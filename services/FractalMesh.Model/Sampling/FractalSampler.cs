@@ -57,6 +57,9 @@ public sealed class FractalSampler
 
     public int ImageSize => model.Config.ImageSizes[0];
 
+    /// <summary>The thread the sampling runs on (every level's passes and steps).</summary>
+    public ComputeThread Compute => scheduling?.Compute ?? ComputeThread.Process;
+
     /// <summary>Rows per forward pass of every level run in this process (the pixel head's level is the level count).</summary>
     public IReadOnlyList<(int Level, PassStatistics Statistics)> PassStatistics => statistics;
 
@@ -115,7 +118,7 @@ public sealed class FractalSampler
         CancellationToken cancel = default, int startStep = 0)
     {
         using var request = NewRequest(model, images, options, onStep, startStep);
-        return await top.SampleAsync(request, cancel).ConfigureAwait(false);
+        return await Compute.RunAsync(() => top.SampleAsync(request, cancel)).ConfigureAwait(false);
     }
 
     /// <summary>

@@ -134,7 +134,7 @@ public abstract class LevelSampler(int level, int seqLen, int patchSize, IPatchS
             };
         }
         byte[] result;
-        using (child) result = await Next.SampleAsync(child, cancel).ConfigureAwait(false);
+        using (child) result = await Next.SampleAsync(child, cancel);
         for (int i = 0; i < n; i++) canvas.WritePatch(pairs[i].Row, pairs[i].Patch, result, i);
     }
 

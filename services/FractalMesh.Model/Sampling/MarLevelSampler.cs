@@ -71,7 +71,7 @@ public sealed class MarLevelSampler : LevelSampler
         }
         if (iters == 0) return canvas.Bytes;
 
-        Tensor? guiding = guidingPixel is null ? null : await SampleGuidingPixelAsync(request, cancel).ConfigureAwait(false);
+        Tensor? guiding = guidingPixel is null ? null : await SampleGuidingPixelAsync(request, cancel);
         var conds = BothHalves(request, generator.NumConds);     // built once: the same for every step
         if (guiding is not null)
         {
@@ -117,13 +117,13 @@ public sealed class MarLevelSampler : LevelSampler
                             : new Pass(patches.MoveToOuterDisposeScope(), mask.MoveToOuterDisposeScope(), conds);
                     }
                     Tensor[] outputs;
-                    try { outputs = await Scheduler.RunAsync(pass, (int)pass.Patches.shape[0], cancel).ConfigureAwait(false); }
+                    try { outputs = await Scheduler.RunAsync(pass, (int)pass.Patches.shape[0], cancel); }
                     finally { pass.Patches.Dispose(); pass.Mask.Dispose(); }
-                    try { await SampleChildrenAsync(request, canvas, pairs, outputs, rowCfg, cancel).ConfigureAwait(false); }
+                    try { await SampleChildrenAsync(request, canvas, pairs, outputs, rowCfg, cancel); }
                     finally { foreach (var o in outputs) o.Dispose(); }
                 }
                 foreach (var (r, j) in pairs) masked[r * S + j] = false;
-                if (request.OnStep is { } onStep) await onStep(new LevelStep(t, iters, (byte[])canvas.Bytes.Clone(), (bool[])canvas.Done.Clone())).ConfigureAwait(false);
+                if (request.OnStep is { } onStep) await onStep(new LevelStep(t, iters, (byte[])canvas.Bytes.Clone(), (bool[])canvas.Done.Clone()));
             }
             return canvas.Bytes;
         }
@@ -153,7 +153,7 @@ public sealed class MarLevelSampler : LevelSampler
             NumIter = request.NumIter,
             Streams = request.Streams.Select(s => s.Child(Level, SeqLen)).ToArray(),
         };
-        var bytes = await guidingPixel!.SampleAsync(child, cancel).ConfigureAwait(false);
+        var bytes = await guidingPixel!.SampleAsync(child, cancel);
         using var scope = NewDisposeScope();
         var u8 = tensor(bytes, device: request.Conds[0].device).reshape(rows, 3, 1, 1);
         return Pixels.Normalize(u8).reshape(rows, 3).MoveToOuterDisposeScope();

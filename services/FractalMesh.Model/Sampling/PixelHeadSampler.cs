@@ -80,7 +80,7 @@ public sealed class PixelHeadSampler : IPatchSampler
                 Pass pass;
                 using (var scope = NewDisposeScope()) pass = new Pass(tensor(ids, device: device).reshape(-1, 3).MoveToOuterDisposeScope(), both);
                 Tensor logits;
-                try { logits = await Scheduler.RunAsync(pass, (int)both.shape[0], cancel).ConfigureAwait(false); }
+                try { logits = await Scheduler.RunAsync(pass, (int)both.shape[0], cancel); }
                 finally { pass.Ids.Dispose(); }
                 float[] probs;
                 using (logits)

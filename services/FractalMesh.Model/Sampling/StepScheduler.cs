@@ -6,25 +6,72 @@ public sealed record SchedulerOptions
     /// <summary>At most this many rows (guidance partners included) share one forward pass; a larger call runs alone.</summary>
     public int MaxRowsPerPass { get; init; } = 4096;
 
+    /// <summary>
+    /// Where passes run: by default <see cref="ComputeThread.Process"/>, with the steps of every call (see there); null
+    /// runs them on pool threads (for tests of the scheduler alone).
+    /// </summary>
+    public ComputeThread? Compute { get; init; } = ComputeThread.Process;
+
     public static readonly SchedulerOptions Default = new();
+}
+
+/// <summary>
+/// The thread that runs a process's sampling: every forward pass and every step between them, of every call in flight, as
+/// tasks on one dedicated thread, while waits (a remote level, a job store) hold no thread. On a CPU this gives each pass
+/// every core: passes of several levels at once would split the cores, and tensor work on ever-changing pool threads would
+/// start an OpenMP team per thread whose idle threads spin against the next. It also makes batching natural: a level's
+/// next pass is queued behind the steps that are ready, so every call that can submit an input does so before it runs.
+/// A GPU runs one stream's kernels in order anyway.
+/// </summary>
+public sealed class ComputeThread : TaskScheduler
+{
+    readonly System.Collections.Concurrent.BlockingCollection<Task> tasks = new();
+    readonly Thread thread;
+
+    public ComputeThread(string name = "fractalmesh-compute")
+    {
+        thread = new Thread(() =>
+        {
+            foreach (var task in tasks.GetConsumingEnumerable()) TryExecuteTask(task);
+        }) { IsBackground = true, Name = name };
+        thread.Start();
+    }
+
+    /// <summary>The thread every sampler of this process uses unless told otherwise.</summary>
+    public static ComputeThread Process { get; } = new();
+
+    /// <summary>Runs <paramref name="work"/> on this thread; its awaits come back to it.</summary>
+    public Task<T> RunAsync<T>(Func<Task<T>> work) =>
+        Task.Factory.StartNew(work, CancellationToken.None, TaskCreationOptions.DenyChildAttach, this).Unwrap();
+
+    internal void Post(Action action) => Task.Factory.StartNew(action, CancellationToken.None, TaskCreationOptions.DenyChildAttach, this);
+
+    public override int MaximumConcurrencyLevel => 1;
+    protected override void QueueTask(Task task) => tasks.Add(task);
+    // Never inline: a continuation waits its turn behind the work that was ready before it.
+    protected override bool TryExecuteTaskInline(Task task, bool taskWasPreviouslyQueued) => false;
+    protected override IEnumerable<Task> GetScheduledTasks() => tasks.ToArray();
 }
 
 /// <summary>Rows per forward pass seen by one level's scheduler: a histogram in powers of two, for metrics and benchmarks.</summary>
 public sealed class PassStatistics
 {
     readonly long[] buckets = new long[32];
-    long passes, rows, calls;
+    long passes, rows, calls, ticks;
 
     /// <summary>Forward passes run, rows in them and calls that shared them.</summary>
     public long Passes => Interlocked.Read(ref passes);
     public long Rows => Interlocked.Read(ref rows);
     public long Calls => Interlocked.Read(ref calls);
+    /// <summary>Time spent inside the passes.</summary>
+    public TimeSpan Elapsed => System.Diagnostics.Stopwatch.GetElapsedTime(0, Interlocked.Read(ref ticks));
 
     /// <summary>Raised after every pass with its rows and calls (metrics).</summary>
     public event Action<int, int>? Passed;
 
-    internal void Record(int passRows, int passCalls)
+    internal void Record(int passRows, int passCalls, long elapsedTicks)
     {
+        Interlocked.Add(ref ticks, elapsedTicks);
         Passed?.Invoke(passRows, passCalls);
         Interlocked.Increment(ref passes);
         Interlocked.Add(ref rows, passRows);
@@ -43,6 +90,7 @@ public sealed class PassStatistics
         Interlocked.Exchange(ref passes, 0);
         Interlocked.Exchange(ref rows, 0);
         Interlocked.Exchange(ref calls, 0);
+        Interlocked.Exchange(ref ticks, 0);
     }
 }
 
@@ -72,7 +120,7 @@ public sealed class StepScheduler<TIn, TOut>(
     }
 
     readonly SchedulerOptions options = options ?? SchedulerOptions.Default;
-    readonly object gate = new();
+    readonly object sync = new();
     readonly LinkedList<Pending> queue = new();
     bool running;
     int queuedRows;
@@ -81,7 +129,7 @@ public sealed class StepScheduler<TIn, TOut>(
     public PassStatistics Statistics { get; } = new();
 
     /// <summary>Rows waiting for a pass now.</summary>
-    public int QueuedRows { get { lock (gate) return queuedRows; } }
+    public int QueuedRows { get { lock (sync) return queuedRows; } }
 
     /// <summary>Runs <paramref name="input"/> (<paramref name="rows"/> rows) in the next pass and returns its output.</summary>
     public async Task<TOut> RunAsync(TIn input, int rows, CancellationToken cancel)
@@ -89,21 +137,25 @@ public sealed class StepScheduler<TIn, TOut>(
         cancel.ThrowIfCancellationRequested();
         var item = new Pending(input, rows, cancel);
         bool start;
-        lock (gate)
+        lock (sync)
         {
             item.Node = queue.AddLast(item);
             queuedRows += rows;
             start = !running;
             running = true;
         }
-        if (start) _ = Task.Run(Pump);
+        if (start)
+        {
+            if (options.Compute is { } compute) compute.Post(Turn);
+            else _ = Task.Run(Pump);
+        }
         using (cancel.Register(() => Drop(item)))
-            return await item.Done.Task.ConfigureAwait(false);
+            return await item.Done.Task;   // back on the caller's scheduler (the compute thread)
     }
 
     void Drop(Pending item)
     {
-        lock (gate)
+        lock (sync)
         {
             if (item.Node?.List is null) return;   // already in a pass: the pass finishes, the caller then sees its token
             queue.Remove(item.Node);
@@ -112,35 +164,46 @@ public sealed class StepScheduler<TIn, TOut>(
         item.Done.TrySetCanceled(item.Cancel);
     }
 
-    /// <summary>Runs passes while inputs wait, then stops (the next input starts it again).</summary>
+    /// <summary>One pass on the compute thread; while inputs still wait, this level asks for another turn behind the others.</summary>
+    void Turn()
+    {
+        if (RunNext()) options.Compute!.Post(Turn);
+    }
+
+    /// <summary>Without a compute thread: runs passes on a pool thread while inputs wait, then stops (the next input starts it again).</summary>
     void Pump()
     {
-        while (true)
+        while (RunNext()) { }
+    }
+
+    /// <summary>Takes the waiting inputs (oldest first, up to the cap) and runs them; false when none wait (the pump stops).</summary>
+    bool RunNext()
+    {
+        var batch = new List<Pending>();
+        lock (sync)
         {
-            var batch = new List<Pending>();
-            lock (gate)
+            int rows = 0;
+            while (queue.First is { } node && (batch.Count == 0 || rows + node.Value.Rows <= options.MaxRowsPerPass))
             {
-                int rows = 0;
-                while (queue.First is { } node && (batch.Count == 0 || rows + node.Value.Rows <= options.MaxRowsPerPass))
-                {
-                    queue.RemoveFirst();
-                    batch.Add(node.Value);
-                    rows += node.Value.Rows;
-                }
-                queuedRows -= rows;
-                if (batch.Count == 0)
-                {
-                    running = false;
-                    return;
-                }
+                queue.RemoveFirst();
+                batch.Add(node.Value);
+                rows += node.Value.Rows;
             }
-            RunPass(batch);
+            queuedRows -= rows;
+            if (batch.Count == 0)
+            {
+                running = false;
+                return false;
+            }
         }
+        RunPass(batch);
+        return true;
     }
 
     void RunPass(List<Pending> batch)
     {
         IReadOnlyList<TOut> outputs;
+        long start = System.Diagnostics.Stopwatch.GetTimestamp();
         try
         {
             outputs = run(batch.Select(p => p.Input).ToList());
@@ -151,7 +214,7 @@ public sealed class StepScheduler<TIn, TOut>(
             foreach (var p in batch) p.Done.TrySetException(e);
             return;
         }
-        Statistics.Record(batch.Sum(p => p.Rows), batch.Count);
+        Statistics.Record(batch.Sum(p => p.Rows), batch.Count, System.Diagnostics.Stopwatch.GetTimestamp() - start);
         for (int i = 0; i < batch.Count; i++)
             if (!batch[i].Done.TrySetResult(outputs[i])) release(outputs[i]);
     }

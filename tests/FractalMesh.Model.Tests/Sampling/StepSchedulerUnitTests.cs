@@ -86,7 +86,7 @@ public class StepSchedulerUnitTests
                 release.Task.Wait();
             }
             return inputs.Select(x => x * 10).ToArray();
-        }, _ => { }, new SchedulerOptions { MaxRowsPerPass = 4 });
+        }, _ => { }, new SchedulerOptions { MaxRowsPerPass = 4, Compute = null });
 
         var first = scheduler.RunAsync(0, 1, CancellationToken.None);
         await firstRunning.Task;                                         // alone, with no wait for company
