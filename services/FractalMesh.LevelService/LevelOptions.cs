@@ -23,7 +23,11 @@ public sealed class LevelOptions : IValidatableObject
     [Range(0, 64, ErrorMessage = "Level:FirstLevel must be between 0 and 64")]
     public int FirstLevel { get; set; }
 
-    /// <summary>The last level served; default: the model's last level (its pixel head is then served too).</summary>
+    /// <summary>
+    /// The last level served (the model's level count names the pixel head); default: down to the pixel head. The model's
+    /// last generator level brings its pixel head along unless <see cref="NextAddresses"/> is set, which sends the pixel
+    /// head's rows to its own service.
+    /// </summary>
     [Range(0, 64, ErrorMessage = "Level:LastLevel must be between 0 and 64")]
     public int? LastLevel { get; set; }
 

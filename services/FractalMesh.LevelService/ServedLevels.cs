@@ -68,7 +68,10 @@ public sealed class ServedLevels : IDisposable
         {
             model.eval();
             int levels = model.Config.Levels;
-            int first = options.FirstLevel, last = Math.Min(options.LastLevel ?? levels - 1, levels - 1);
+            // The last generator level brings its pixel head along, unless Level:NextAddresses says the head runs elsewhere.
+            int first = options.FirstLevel, last = options.LastLevel ?? levels;
+            if (last == levels - 1 && options.NextAddresses.Length == 0) last = levels;
+            last = Math.Min(last, levels);
             if (first > levels)
                 throw new InvalidOperationException($"Level:FirstLevel is {first} but the model has levels 0..{levels - 1} and its pixel head ({levels})");
             if (options.LastLevel > levels)
@@ -87,7 +90,7 @@ public sealed class ServedLevels : IDisposable
                 if (telemetry is not null) s.Passed += (rows, calls) => telemetry.PassRan(level, rows, calls);
             }
             IPatchSampler next;
-            if (last == levels - 1 || first == levels)
+            if (last == levels)
             {
                 var head = FractalSampler.ForPixelHead(model, scheduling);
                 Observe(head.Scheduler.Statistics, levels);
@@ -104,7 +107,7 @@ public sealed class ServedLevels : IDisposable
                     Addresses = options.NextAddresses,
                     Level = last + 1,
                     Timeout = TimeSpan.FromSeconds(options.NextTimeoutSeconds),
-                }, patchSize: nodes[last + 1].Generator.PatchSize);
+                }, patchSize: last + 1 == levels ? 1 : nodes[last + 1].Generator.PatchSize);
                 next = remote;
             }
             for (int level = Math.Min(last, levels - 1); level >= first; level--)

@@ -75,6 +75,6 @@ public class FourLevelPipelineTests(FourLevelPipeline pipeline) : IClassFixture<
         Assert.Equal(local, bytes);
         Assert.Equal(steps.Select(s => s.Partial), seen.Select(s => s.Partial));     // every level-0 step, the same partial images
         for (int level = 1; level <= FourLevelPipeline.Config.Levels; level++)
-            Assert.Contains(pipeline.Services[level].Output, l => l.Contains($"level {level}: queued"));   // each level ran in its own process
+            Assert.True(pipeline.Services[level].Output.Any(l => l.Contains($"level {level}: queued")), $"level {level}:\n{string.Join("\n", pipeline.Services[level].Output)}");   // each level ran in its own process
     }
 }
