@@ -20,7 +20,9 @@
 # FM_CPUS (a taskset CPU list for the gateway and the level service, e.g. 1: on a machine shared with other work, keeps
 # their many short wake-ups off cores busy with it), FM_GATEWAY_ARGS (more --Gateway:Key=value arguments), ports FM_GRPC_PORT (5080), FM_REST_PORT (5081), FM_GATEWAY_METRICS_PORT
 # (9465), FM_LEVEL0_PORT (5100), FM_LEVEL0_METRICS_PORT (9463), FM_LEVEL1_PORT (5101), FM_LEVEL1_METRICS_PORT (9464), FM_REDIS_PORT (6390), FM_REDIS (0: no Redis),
-# FM_SKIP_BUILD (1: use what is built), FM_OUT (out/loadtest).
+# FM_WARMUP (requests sent one at a time and not counted before the profile, 8: a fresh level service reaches its
+# steady speed only once .NET's tiered JIT has recompiled its hot paths), FM_SKIP_BUILD (1: use what is built),
+# FM_OUT (out/loadtest).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
@@ -141,7 +143,7 @@ run_mode() {
   if [[ $protocol == rest ]]; then target="http://127.0.0.1:$rest_port"; else target="http://127.0.0.1:$grpc_port"; fi
   dotnet "$loadtest_dll" --target "$target" --protocol "$protocol" \
     --concurrency "${FM_CONCURRENCY:-1,4,16}" --requests "${FM_REQUESTS:-4,8,32}" --duration "${FM_DURATION:-60}" \
-    --classes 0,1,2,3,4,5,6,7,8 --report "$dir/report.json" "$@" || status=$?
+    --classes 0,1,2,3,4,5,6,7,8 --warmup "${FM_WARMUP:-8}" --report "$dir/report.json" "$@" || status=$?
   scrape "http://127.0.0.1:$gateway_metrics_port/metrics" "$dir/gateway-metrics.txt"
   if [[ $kind == pipeline ]]; then
     scrape "http://127.0.0.1:$level0_metrics_port/metrics" "$dir/level0-metrics.txt"
@@ -163,7 +165,7 @@ case $mode in
   pipeline|embedded) run_mode "$mode" "$out" "$@" ;;
   compare)
     echo "== ceiling: the in-process sampler at batch 1 and 16 (cfg ${FM_CFG:-1}, iterations ${FM_ITERS:-16,8}; no server)"
-    dotnet "$cli_dll" bench --model "$model" --batches 1,16 --cfg "${FM_CFG:-1}" --iters "${FM_ITERS:-16,8}" --no-training --repeats 1 \
+    dotnet "$cli_dll" bench --model "$model" --batches 1,16 --cfg "${FM_CFG:-1}" --iters "${FM_ITERS:-16,8}" --no-training --repeats 1 --threads "$torch_threads" \
       | tee "$out/ceiling.txt" || status=$?
     echo "== embedded: the gateway alone"
     run_mode embedded "$out/embedded" "$@"

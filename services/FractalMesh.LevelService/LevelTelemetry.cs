@@ -8,14 +8,13 @@ namespace FractalMesh.LevelService;
 /// The level service's traces and metrics (ActivitySource and Meter <c>FractalMesh.LevelService</c>; exported by
 /// <c>FractalMesh.Observability</c>). Prometheus names in brackets:
 /// <list type="bullet">
-/// <item><c>fractalmesh.level.queue.rows</c> [fractalmesh_level_queue_rows]: rows waiting for a forward pass now.</item>
-/// <item><c>fractalmesh.level.queue.wait</c> [fractalmesh_level_queue_wait_seconds]: how long the oldest rows of a batch waited for it.</item>
+/// <item><c>fractalmesh.level.queue.rows</c> [fractalmesh_level_queue_rows]: rows admitted and not yet answered (the queue depth autoscalers follow).</item>
 /// <item><c>fractalmesh.level.batch.rows</c> [fractalmesh_level_batch_rows]: rows in one forward pass of a level (the batch size).</item>
-/// <item><c>fractalmesh.level.batch.calls</c> [fractalmesh_level_batch_calls]: calls whose rows share one batch.</item>
-/// <item><c>fractalmesh.level.step.duration</c> [fractalmesh_level_step_duration_seconds]: one level's sampling of a batch, all
+/// <item><c>fractalmesh.level.batch.calls</c> [fractalmesh_level_batch_calls]: calls whose rows share one forward pass.</item>
+/// <item><c>fractalmesh.level.step.duration</c> [fractalmesh_level_step_duration_seconds]: one level's sampling of a call, all
 /// its iterations and the levels below it included, per level (tag <c>fractalmesh.level</c>; the pixel head is the model's level count).</item>
 /// <item><c>fractalmesh.level.rows</c> [fractalmesh_level_rows_total]: rows sampled per level; rows/s is its rate.</item>
-/// <item><c>fractalmesh.level.rejected</c> [fractalmesh_level_rejected_total]: calls answered RESOURCE_EXHAUSTED (queue full).</item>
+/// <item><c>fractalmesh.level.rejected</c> [fractalmesh_level_rejected_total]: calls answered RESOURCE_EXHAUSTED (too many rows in flight).</item>
 /// </list>
 /// </summary>
 public sealed class LevelTelemetry

@@ -26,8 +26,10 @@ public static class BenchCommand
         int repeats = int.Parse(o.Get("repeats") ?? "3", CultureInfo.InvariantCulture);
         bool skipSampling = o.Flag("no-sampling");
         bool skipTraining = o.Flag("no-training");
+        int threads = o.Int("threads", 0, 0, 1024);
         bool invariance = o.Flag("check-invariance");
         o.EnsureAllUsed();
+        if (threads > 0) set_num_threads(threads);
         using var model = modelPath is null ? new FractalModel(Presets.Get(preset)) : ModelCheckpoint.Open(modelPath, preset);
         var config = model.Config;
         int size = config.ImageSizes[0];

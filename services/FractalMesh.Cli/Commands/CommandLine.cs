@@ -30,7 +30,7 @@ public static class CommandLine
           uncrop --image PNG --keep X,Y,W,H --class C [same options] keep a rectangle, generate around it
           (class-conditional editing: inpaint with another --class)
           bench [--preset NAME | --model FILE] [--batches 1,8,32] [--iters A,B] [--cfg X] [--repeats N]
-                [--no-training] [--no-sampling] [--check-invariance]
+                [--threads N] [--no-training] [--no-sampling] [--check-invariance]
                                                 training step, likelihood pass and sampling speed, per level
         """;
 
