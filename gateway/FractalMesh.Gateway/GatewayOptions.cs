@@ -89,7 +89,7 @@ public sealed class GatewayOptions : IValidatableObject
     public int JobRetentionMinutes { get; set; } = 60;
 
     /// <summary>
-    /// Distributed mode (DESIGN.md §3): the replicas of the level service that samples levels <see cref="FirstRemoteLevel"/>
+    /// Distributed mode (docs/ARCHITECTURE.md, Processes): the replicas of the level service that samples levels <see cref="FirstRemoteLevel"/>
     /// and below, as <c>http://host:port</c> entries (client-side round-robin) or one <c>dns:///host:port</c> (every
     /// address the name resolves to, re-resolved every 15 s: a headless Kubernetes Service, a compose service scaled with
     /// <c>--scale</c>). Empty (the default): embedded mode, every level in this process. Level 0 reports every step back

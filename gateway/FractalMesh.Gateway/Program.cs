@@ -2,7 +2,7 @@ using FractalMesh.Gateway.Extensions;
 using FractalMesh.Gateway.Services;
 using FractalMesh.Observability;
 
-// The public gateway (DESIGN.md §3): gRPC ImageGeneration and Jobs plus their REST bridge; every level in this process by
+// The public gateway (docs/ARCHITECTURE.md, Processes): gRPC ImageGeneration and Jobs plus their REST bridge; every level in this process by
 // default, level 0 here and the levels below in level services when Gateway:LevelAddresses is set.
 // appsettings.json sits beside the dll; relative paths in the configuration (Gateway:ModelPath) are read from the working directory.
 var builder = WebApplication.CreateBuilder(new WebApplicationOptions { Args = args, ContentRootPath = AppContext.BaseDirectory });

@@ -3,7 +3,7 @@ using StackExchange.Redis;
 namespace FractalMesh.Jobs;
 
 /// <summary>
-/// Redis when it is there, memory always (DESIGN.md §4: "Redis unavailable means degraded, never wrong"). Every write goes
+/// Redis when it is there, memory always (docs/ARCHITECTURE.md, State in Redis: "Redis unavailable means degraded, never wrong"). Every write goes
 /// to this process's memory and, best effort, to Redis; while Redis is away the store is <see cref="Degraded"/>, jobs keep
 /// running without durable checkpoints, and writes reach Redis again as soon as it answers. Reads prefer Redis (the state
 /// every replica shares) and fall back to memory.

@@ -11,7 +11,7 @@ public interface IJobExecutor
     /// and returns the finished images. <paramref name="onStep"/> is called synchronously after every level-0 step, on the
     /// thread that generates, so that the step's checkpoint is stored before the next step begins. Cancelling stops the
     /// work within one step of any level and throws <see cref="OperationCanceledException"/>. Resuming from a checkpoint
-    /// must give the same images, byte for byte, as an uninterrupted run (DESIGN.md §2: counter-based randomness).
+    /// must give the same images, byte for byte, as an uninterrupted run (docs/ARCHITECTURE.md, The level contract: counter-based randomness).
     /// </summary>
     Task<IReadOnlyList<JobImage>> RunAsync(JobRecord job, JobCheckpoint? resumeFrom, Func<JobStepReport, ValueTask> onStep, CancellationToken cancel);
 }

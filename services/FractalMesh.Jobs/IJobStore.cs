@@ -1,7 +1,7 @@
 namespace FractalMesh.Jobs;
 
 /// <summary>
-/// Durable state of jobs (DESIGN.md §4): records, per-step checkpoints of partial images, an event stream any gateway
+/// Durable state of jobs (docs/ARCHITECTURE.md, State in Redis): records, per-step checkpoints of partial images, an event stream any gateway
 /// replica can serve, owner leases, and cancellation requests. Redis in production, in memory in the embedded mode.
 /// </summary>
 public interface IJobStore

@@ -7,7 +7,7 @@ namespace FractalMesh.Jobs;
 public enum JobStatus { Queued, Running, Done, Failed, Cancelled }
 
 /// <summary>
-/// A generation job as stored (DESIGN.md §4): the request (opaque JSON the gateway understands), its status and the
+/// A generation job as stored (docs/ARCHITECTURE.md, State in Redis): the request (opaque JSON the gateway understands), its status and the
 /// level-0 progress. Finished images are stored with the record.
 /// </summary>
 public sealed record JobRecord

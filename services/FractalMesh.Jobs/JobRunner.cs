@@ -4,7 +4,7 @@ using Microsoft.Extensions.Logging.Abstractions;
 namespace FractalMesh.Jobs;
 
 /// <summary>
-/// Runs jobs on one replica (DESIGN.md §4): a FIFO queue of the jobs submitted here, <see cref="JobRunnerOptions.MaxRunning"/>
+/// Runs jobs on one replica (docs/ARCHITECTURE.md, State in Redis): a FIFO queue of the jobs submitted here, <see cref="JobRunnerOptions.MaxRunning"/>
 /// workers, a checkpoint, record update and event after every level-0 step, an owner lease on every queued or running
 /// job renewed by a heartbeat, cancellation that empties the job from the queue or stops its run within one step, and
 /// takeover of orphaned jobs (their owner's lease ran out) by an idle replica, resumed from their last checkpoint.

@@ -3,7 +3,7 @@ using static TorchSharp.torch;
 namespace FractalMesh.Model;
 
 /// <summary>
-/// Pixel normalization and patch layout shared by every level (DESIGN.md §1): values are
+/// Pixel normalization and patch layout shared by every level (docs/ARCHITECTURE.md, The model): values are
 /// <c>(v/255 - mean) / std</c> with ImageNet statistics, so normalized values map back to bytes exactly.
 /// </summary>
 public static class Pixels

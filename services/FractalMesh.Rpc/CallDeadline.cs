@@ -3,7 +3,7 @@ using FractalMesh.Model.Sampling;
 namespace FractalMesh.Rpc;
 
 /// <summary>
-/// The deadline of the call being served, carried to the calls it makes (DESIGN.md §5: deadlines on every call, propagated
+/// The deadline of the call being served, carried to the calls it makes (docs/ARCHITECTURE.md, Resilience and scale: deadlines on every call, propagated
 /// down). <see cref="IPatchSampler"/>'s <c>Sample</c> is synchronous and carries only a cancellation token, so a server sets
 /// the deadline around the work with <see cref="Use"/> and <see cref="RemotePatchSampler"/> reads it.
 /// </summary>

@@ -13,7 +13,7 @@ namespace FractalMesh.Rpc;
 /// <summary>
 /// The one converter between the in-process contract (<see cref="PatchRequest"/>, patch bytes) and the wire messages of
 /// <c>protos/level.proto</c>. Conditions travel as little-endian float32, pixels as bytes, so a row decodes to bitwise the
-/// values it was encoded from (DESIGN.md §2). Every decoding validates sizes first and answers bad input with an
+/// values it was encoded from (docs/ARCHITECTURE.md, The level contract). Every decoding validates sizes first and answers bad input with an
 /// <see cref="RpcException"/> of status InvalidArgument that names the field and carries a <c>google.rpc.BadRequest</c>.
 /// </summary>
 public static class PatchRowCodec

@@ -1,6 +1,6 @@
 namespace FractalMesh.Rpc;
 
-/// <summary>Where a level's replicas are and how to call them (DESIGN.md §5).</summary>
+/// <summary>Where a level's replicas are and how to call them (docs/ARCHITECTURE.md, Resilience and scale).</summary>
 public sealed record RemoteLevelOptions
 {
     /// <summary>

@@ -11,7 +11,7 @@ using GrpcLevelSampler = FractalMesh.Protos.Level.LevelSampler;
 namespace FractalMesh.Rpc;
 
 /// <summary>
-/// A level sampled by remote replicas (DESIGN.md §3, §5): encodes the rows with <see cref="PatchRowCodec"/>, spreads a large
+/// A level sampled by remote replicas (docs/ARCHITECTURE.md, Processes; Resilience and scale): encodes the rows with <see cref="PatchRowCodec"/>, spreads a large
 /// request over the replicas and gathers the patches in order. One deadline per call, inherited from
 /// <see cref="CallDeadline"/> or <see cref="RemoteLevelOptions.Timeout"/>; the channel retries only Unavailable (its service
 /// config) and balances round-robin; a Polly circuit breaker keyed on Unavailable and DeadlineExceeded fails calls fast

@@ -35,7 +35,7 @@ public sealed class RedisGatewayFixture : IAsyncLifetime
 }
 
 /// <summary>
-/// Faults (c), (d) and (e) of issue 6 against a real gateway process and a real redis-server: Redis stopped mid-job,
+/// Faults (c), (d) and (e) of the jobs fault table (gateway README) against a real gateway process and a real redis-server: Redis stopped mid-job,
 /// cancellation of running and queued jobs, and a flood of malformed job requests.
 /// </summary>
 public sealed class JobFaultTests(RedisGatewayFixture fixture, ITestOutputHelper output) : IClassFixture<RedisGatewayFixture>

@@ -7,7 +7,7 @@ using Xunit.Abstractions;
 namespace FractalMesh.Gateway.Tests;
 
 /// <summary>
-/// Fault (b) of issue 6: two gateway processes share one real redis-server; the one running a job is killed with SIGKILL
+/// Fault (b) of the jobs fault table (gateway README): two gateway processes share one real redis-server; the one running a job is killed with SIGKILL
 /// mid-job; the other takes the job over when the lease runs out, resumes it from the last level-0 checkpoint and
 /// finishes it byte-identical to an uninterrupted run. The job is an inpainting job, so that resuming has to keep the
 /// request's own known pixels apart from those generated before the failure.

@@ -5,7 +5,7 @@ using Xunit.Abstractions;
 namespace FractalMesh.Gateway.Tests;
 
 /// <summary>
-/// Issue 5, scaling a level: a distributed gateway balances over two level-1 replicas (a static address list, client-side
+/// Scaling a level: a distributed gateway balances over two level-1 replicas (a static address list, client-side
 /// round-robin); one is killed (SIGKILL) while it holds a call of a request; the request still completes, with the bytes
 /// of the in-process sampler.
 /// </summary>

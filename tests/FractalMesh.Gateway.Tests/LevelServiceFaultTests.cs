@@ -10,7 +10,7 @@ using Xunit.Abstractions;
 namespace FractalMesh.Gateway.Tests;
 
 /// <summary>
-/// Fault (a) of issue 6: a distributed gateway (level 0 in process, jobs in a real redis-server) runs 10 jobs one after
+/// Fault (a) of the jobs fault table (gateway README): a distributed gateway (level 0 in process, jobs in a real redis-server) runs 10 jobs one after
 /// another against a level-1 service; during each job the level service is killed with SIGKILL at a random level-0 step
 /// and started again on the same address. Every job must finish byte-identical to its uninterrupted twin (the in-process
 /// sampler), resumed from the last checkpoint each time: no completed level-0 step is lost, so at most the step in flight

@@ -11,7 +11,7 @@ using Xunit.Abstractions;
 namespace FractalMesh.Web.Tests;
 
 /// <summary>
-/// The gateway's web page in a real browser against a real gateway (issue 8): a generation watched step by step, an
+/// The gateway's web page in a real browser against a real gateway: a generation watched step by step, an
 /// inpainting whose unpainted pixels come back byte for byte, a cancel, errors in plain words, and the page's own endpoint.
 /// </summary>
 [Collection(WebCollection.Name)]

@@ -6,7 +6,7 @@ namespace FractalMesh.LoadTest;
 /// <summary>
 /// <c>compare NAME=REPORT.json NAME=REPORT.json …</c>: the reports of runs of the same profile against different topologies
 /// (run-local.sh's FM_MODE=compare: embedded, then the multi-process pipeline), side by side per concurrency step, with
-/// the ratios issue 5 asks for: each run's images/s and p50 at the lowest concurrency against the first run's, and each
+/// the serving ratios (docs/ARCHITECTURE.md, Benchmarks): each run's images/s and p50 at the lowest concurrency against the first run's, and each
 /// run's images/s at the highest concurrency against its own at the lowest (what cross-request batching buys).
 /// Prints numbers and asserts nothing.
 /// </summary>

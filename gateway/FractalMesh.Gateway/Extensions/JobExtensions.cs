@@ -8,7 +8,7 @@ using StackExchange.Redis;
 namespace FractalMesh.Gateway.Extensions;
 
 /// <summary>
-/// Jobs (DESIGN.md §4): the job store (Redis through one shared multiplexer, degrading to memory while Redis is away; or
+/// Jobs (docs/ARCHITECTURE.md, State in Redis): the job store (Redis through one shared multiplexer, degrading to memory while Redis is away; or
 /// memory alone in the embedded mode), the <see cref="JobRunner"/> on top of the generator, and their health and metrics.
 /// </summary>
 public static class JobExtensions

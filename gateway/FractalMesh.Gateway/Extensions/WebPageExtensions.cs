@@ -7,7 +7,7 @@ using Microsoft.Extensions.Options;
 namespace FractalMesh.Gateway.Extensions;
 
 /// <summary>
-/// The web page (issue 8): a plain HTML + JS + CSS page at <c>/</c> that generates through the Jobs API with live previews,
+/// The web page: a plain HTML + JS + CSS page at <c>/</c> that generates through the Jobs API with live previews,
 /// paints masks for inpainting, outpaints and downloads PNGs, plus <c>GET /v1/model</c>, the served model's shape the page
 /// (or any client) builds its form from. The files under <c>wwwroot/</c> are embedded in the assembly, so the page is served
 /// the same from the build output, a published folder or a container, whatever the content root.

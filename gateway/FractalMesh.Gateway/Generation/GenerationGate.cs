@@ -7,7 +7,7 @@ using Microsoft.Extensions.Options;
 namespace FractalMesh.Gateway.Generation;
 
 /// <summary>
-/// Admission to the generator (DESIGN.md §5): at most <see cref="GatewayOptions.MaxConcurrentRequests"/> requests generate
+/// Admission to the generator (docs/ARCHITECTURE.md, Resilience and scale): at most <see cref="GatewayOptions.MaxConcurrentRequests"/> requests generate
 /// at once and at most <see cref="GatewayOptions.MaxQueuedRequests"/> wait, oldest first; a request beyond that is refused
 /// at once with RESOURCE_EXHAUSTED (HTTP 429 through JSON transcoding) instead of queuing without bound.
 /// </summary>

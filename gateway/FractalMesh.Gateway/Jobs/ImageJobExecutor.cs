@@ -12,7 +12,7 @@ namespace FractalMesh.Gateway.Jobs;
 /// <summary>
 /// Runs a job with the gateway's <see cref="IImageGenerator"/>: replays the stored request through the validator (so a
 /// job means the same on every replica serving the same model), resumes from a checkpoint by handing level 0 the partial
-/// images as known pixels at the step reached (DESIGN.md §4), and reports every level-0 step with a preview.
+/// images as known pixels at the step reached (docs/ARCHITECTURE.md, State in Redis), and reports every level-0 step with a preview.
 /// </summary>
 public sealed class ImageJobExecutor(RequestValidator validator, IImageGenerator generator) : IJobExecutor
 {

@@ -12,7 +12,7 @@ namespace FractalMesh.Cli.Commands;
 
 /// <summary>
 /// <c>fractalmesh bench</c>: training step, likelihood pass and sampling throughput of a preset (random weights unless
-/// --model), printed as numbers; the same configuration as DESIGN.md §7 so they compare with the official code's.
+/// --model), printed as numbers; the same configuration as docs/ARCHITECTURE.md, Benchmarks so they compare with the official code's.
 /// </summary>
 public static class BenchCommand
 {

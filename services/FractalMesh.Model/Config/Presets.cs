@@ -1,6 +1,6 @@
 namespace FractalMesh.Model.Config;
 
-/// <summary>The official configurations (paper Table 1, DESIGN.md §1) and FractalMesh's small CPU presets.</summary>
+/// <summary>The official configurations (paper Table 1, docs/ARCHITECTURE.md, The model) and FractalMesh's small CPU presets.</summary>
 public static class Presets
 {
     static readonly GeneratorKind Ar = GeneratorKind.Ar, Mar = GeneratorKind.Mar;
@@ -13,10 +13,10 @@ public static class Presets
         ["fractalmar_large_in256"] = new() { ImageSizes = [256, 16, 4, 1], Widths = [1024, 512, 256, 64], Blocks = [32, 8, 4, 1], Heads = [16, 8, 4, 4], Generators = [Mar, Mar, Mar, Ar], NumConds = 5, GuidingPixel = true },
         ["fractalmar_huge_in256"] = new() { ImageSizes = [256, 16, 4, 1], Widths = [1280, 640, 320, 64], Blocks = [40, 10, 5, 1], Heads = [16, 8, 4, 4], Generators = [Mar, Mar, Mar, Ar], NumConds = 5, GuidingPixel = true },
         // 32×32 emoji, 9 classes. Two MAR levels (32→4→1): an 8×8 grid of 4×4 patches, then 16 pixels.
-        // Widths 192/96/48 with 4/2/2 blocks is the 2.2M-parameter shape of DESIGN.md §1: the official code trains it
+        // Widths 192/96/48 with 4/2/2 blocks is the 2.2M-parameter shape of docs/ARCHITECTURE.md, The model: the official code trains it
         // at ~6 images/s on 2 cores, so an hour of CPU sees ~20k images, several epochs of a 7k-image set.
         ["fractalmar_tiny_in32"] = new() { ImageSizes = [32, 4, 1], Widths = [192, 96, 48], Blocks = [4, 2, 2], Heads = [4, 4, 4], Generators = [Mar, Mar, Ar], NumConds = 5, ClassNum = 9 },
-        // The 5.6M-parameter shape of DESIGN.md §1 (widths 256/128/64, blocks 6/3/2), for longer CPU runs.
+        // The 5.6M-parameter shape of docs/ARCHITECTURE.md, The model (widths 256/128/64, blocks 6/3/2), for longer CPU runs.
         ["fractalmar_small_in32"] = new() { ImageSizes = [32, 4, 1], Widths = [256, 128, 64], Blocks = [6, 3, 2], Heads = [4, 4, 4], Generators = [Mar, Mar, Ar], NumConds = 5, ClassNum = 9 },
     };
 

@@ -26,7 +26,7 @@ public sealed class CodebookLogits : nn.Module
 }
 
 /// <summary>
-/// The pixel head (official <c>PixelLoss</c>, DESIGN.md §1): a 3-step causal transformer over
+/// The pixel head (official <c>PixelLoss</c>, docs/ARCHITECTURE.md, The model): a 3-step causal transformer over
 /// <c>[condition, R, G, B]</c> with one 256-entry codebook per channel. Also used, small, as a level's guiding-pixel head.
 /// </summary>
 public sealed class PixelHead : NextLevel

@@ -2,7 +2,7 @@ using static TorchSharp.torch;
 
 namespace FractalMesh.Model.Sampling;
 
-/// <summary>Classifier-free guidance as the official pixel head mixes logits (DESIGN.md §1).</summary>
+/// <summary>Classifier-free guidance as the official pixel head mixes logits (docs/ARCHITECTURE.md, The model).</summary>
 public static class Guidance
 {
     /// <summary>

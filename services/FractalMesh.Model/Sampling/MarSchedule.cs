@@ -3,7 +3,7 @@ namespace FractalMesh.Model.Sampling;
 /// <summary>One MAR sampling step: how many patches stay masked after it, how many it predicts, and level 0's guidance scale.</summary>
 public readonly record struct MarStep(int Step, int MaskLenAfter, int Predicted);
 
-/// <summary>The MAR cosine masking schedule and linear guidance schedule (paper §3.3, DESIGN.md §1).</summary>
+/// <summary>The MAR cosine masking schedule and linear guidance schedule (paper §3.3, docs/ARCHITECTURE.md, The model).</summary>
 public static class MarSchedule
 {
     /// <summary>

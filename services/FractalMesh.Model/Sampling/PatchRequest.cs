@@ -3,7 +3,7 @@ using static TorchSharp.torch;
 namespace FractalMesh.Model.Sampling;
 
 /// <summary>
-/// The contract every level implements (DESIGN.md §2): <c>R</c> rows, each with its conditions, the known pixels of its
+/// The contract every level implements (docs/ARCHITECTURE.md, The level contract): <c>R</c> rows, each with its conditions, the known pixels of its
 /// patch (bytes and a mask, possibly empty) and its sampling parameters; the answer is every row's completed patch as bytes.
 /// Guidance pairs travel together: row <c>r</c>'s null-conditioned partner is row <c>r</c> of <see cref="NullConds"/>.
 /// </summary>

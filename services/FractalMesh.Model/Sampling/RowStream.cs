@@ -1,7 +1,7 @@
 namespace FractalMesh.Model.Sampling;
 
 /// <summary>
-/// A row's own counter-based random stream (DESIGN.md §2). Image <c>i</c> of a request with seed <c>s</c> starts from
+/// A row's own counter-based random stream (docs/ARCHITECTURE.md, The level contract). Image <c>i</c> of a request with seed <c>s</c> starts from
 /// <c>ForImage(s + i)</c>; a patch handed down gets <see cref="Child"/> of its level and index; each draw is a pure function of
 /// (stream, level, purpose, counter), so a result depends only on the request, never on batch neighbours, sharding or resumption.
 /// </summary>
