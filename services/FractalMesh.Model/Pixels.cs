@@ -1,3 +1,4 @@
+using FractalMesh.Model.Modules;
 using static TorchSharp.torch;
 
 namespace FractalMesh.Model;
@@ -17,7 +18,7 @@ public static class Pixels
         using var scope = NewDisposeScope();
         var mean = tensor(Mean, device: bytes.device).view(1, 3, 1, 1);
         var std = tensor(Std, device: bytes.device).view(1, 3, 1, 1);
-        return ((bytes.to_type(ScalarType.Float32) / 255f - mean) / std).MoveToOuterDisposeScope();
+        return (bytes.to_type(ScalarType.Float32).div(Scalars.ByteMax).sub(mean) / std).MoveToOuterDisposeScope();
     }
 
     /// <summary>Normalized values (..., 3) in channel order → integer byte ids (..., 3), rounded to nearest.</summary>

@@ -1,3 +1,4 @@
+using FractalMesh.Model.Modules;
 using static TorchSharp.torch;
 
 namespace FractalMesh.Model.Sampling;
@@ -15,9 +16,10 @@ public static class Guidance
     {
         using var scope = NewDisposeScope();
         var lowProb = softmax(cond, -1) < filterThreshold;
-        var shifted = cond - cond.max(-1, keepdim: true).values + uncond.max(-1, keepdim: true).values;
+        // add with a long-lived alpha (Modules/Scalars.cs): a temporary one could be finalized during the native call.
+        var shifted = cond.sub(cond.max(-1, keepdim: true).values).add(uncond.max(-1, keepdim: true).values, Scalars.One);
         var raised = where(lowProb, maximum(uncond, shifted), uncond);
-        return (raised + cfg * (cond - raised)).MoveToOuterDisposeScope();
+        return raised.add(cfg * cond.sub(raised), Scalars.One).MoveToOuterDisposeScope();
     }
 
     /// <summary><see cref="Mix(Tensor, Tensor, Tensor, Tensor)"/> with one scale and threshold for every row.</summary>

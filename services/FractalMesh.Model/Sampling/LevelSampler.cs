@@ -112,13 +112,12 @@ public abstract class LevelSampler(int level, int seqLen, int patchSize, IPatchS
         using (var scope = NewDisposeScope())
         {
             var device = outputs[0].device;
-            var condIndex = tensor(pairs.Select(p => (long)p.Row * SeqLen + p.Patch).ToArray(), device: device);
-            Tensor[] Gather(int offsetRows) => outputs.Select(o =>
+            // Indices built in managed code: no tensor-scalar arithmetic (see Modules/Scalars.cs).
+            Tensor[] Gather(int offsetRows)
             {
-                var flat = o.reshape(-1, o.shape[2]);
-                var picked = offsetRows == 0 ? flat.index_select(0, condIndex) : flat.index_select(0, condIndex + (long)offsetRows * SeqLen);
-                return picked.MoveToOuterDisposeScope();
-            }).ToArray();
+                var index = tensor(pairs.Select(p => (long)(p.Row + offsetRows) * SeqLen + p.Patch).ToArray(), device: device);
+                return outputs.Select(o => o.reshape(-1, o.shape[2]).index_select(0, index).MoveToOuterDisposeScope()).ToArray();
+            }
             child = new PatchRequest
             {
                 Conds = Gather(0),

@@ -10,8 +10,8 @@ namespace FractalMesh.Model.Sampling;
 /// </summary>
 public sealed class PixelHeadSampler : IPatchSampler
 {
-    /// <summary>One call's input to a shared pass: byte ids so far (n,3) and conditions (n,C).</summary>
-    public sealed record Pass(Tensor Ids, Tensor Cond);
+    /// <summary>One call's input to a shared pass: the channel to sample, byte ids so far (n,3) and conditions (n,C).</summary>
+    public sealed record Pass(int Channel, Tensor Ids, Tensor Cond);
 
     readonly PixelHead head;
     readonly int level;
@@ -28,20 +28,33 @@ public sealed class PixelHeadSampler : IPatchSampler
     /// <summary>The head's forward passes, shared by every call in flight.</summary>
     public StepScheduler<Pass, Tensor> Scheduler { get; }
 
-    /// <summary>Logits (n,3,256) of every waiting call in one pass, split back per call.</summary>
+    /// <summary>
+    /// The logits (n,256) of every waiting call's channel: one forward per channel present (the channels see 1, 2 or 3
+    /// positions), split back per call.
+    /// </summary>
     Tensor[] RunPasses(IReadOnlyList<Pass> passes)
     {
         using var _ = no_grad();
         using var scope = NewDisposeScope();
-        if (passes.Count == 1) return [head.Logits(passes[0].Ids, passes[0].Cond).MoveToOuterDisposeScope()];
-        var logits = head.Logits(cat(passes.Select(p => p.Ids).ToList(), 0), cat(passes.Select(p => p.Cond).ToList(), 0));
         var split = new Tensor[passes.Count];
-        long at = 0;
-        for (int i = 0; i < passes.Count; i++)
+        foreach (var group in Enumerable.Range(0, passes.Count).GroupBy(i => passes[i].Channel))
         {
-            long n = passes[i].Ids.shape[0];
-            split[i] = logits.narrow(0, at, n).MoveToOuterDisposeScope();
-            at += n;
+            var members = group.ToList();
+            if (members.Count == 1)
+            {
+                var p = passes[members[0]];
+                split[members[0]] = head.ChannelLogits(p.Ids, p.Cond, p.Channel).MoveToOuterDisposeScope();
+                continue;
+            }
+            var logits = head.ChannelLogits(cat(members.Select(i => passes[i].Ids).ToList(), 0),
+                cat(members.Select(i => passes[i].Cond).ToList(), 0), group.Key);
+            long at = 0;
+            foreach (int i in members)
+            {
+                long n = passes[i].Ids.shape[0];
+                split[i] = logits.narrow(0, at, n).MoveToOuterDisposeScope();
+                at += n;
+            }
         }
         return split;
     }
@@ -61,13 +74,14 @@ public sealed class PixelHeadSampler : IPatchSampler
 
         var device = request.Conds[0].device;
         long n = todo.Length;
-        Tensor both, cfg, temperature, threshold;
+        Tensor both, cfg, unguided, temperature, threshold;
         using (var scope = NewDisposeScope())
         {
             var index = tensor(todo.Select(r => (long)r).ToArray(), device: device);
             var cond = request.Conds[0].index_select(0, index);
             both = (request.Guided ? cat([cond, request.NullConds![0].index_select(0, index)], 0) : cond).MoveToOuterDisposeScope();
             cfg = tensor(todo.Select(r => request.Cfg[r]).ToArray(), device: device).unsqueeze(1).MoveToOuterDisposeScope();
+            unguided = tensor(todo.Select(r => request.Cfg[r] == 1f).ToArray(), device: device).unsqueeze(1).MoveToOuterDisposeScope();
             temperature = tensor(todo.Select(r => request.Temperature[r]).ToArray(), device: device).unsqueeze(1).MoveToOuterDisposeScope();
             threshold = tensor(todo.Select(r => request.FilterThreshold[r]).ToArray(), device: device).unsqueeze(1).MoveToOuterDisposeScope();
         }
@@ -78,7 +92,7 @@ public sealed class PixelHeadSampler : IPatchSampler
             {
                 cancel.ThrowIfCancellationRequested();
                 Pass pass;
-                using (var scope = NewDisposeScope()) pass = new Pass(tensor(ids, device: device).reshape(-1, 3).MoveToOuterDisposeScope(), both);
+                using (var scope = NewDisposeScope()) pass = new Pass(channel, tensor(ids, device: device).reshape(-1, 3).MoveToOuterDisposeScope(), both);
                 Tensor logits;
                 try { logits = await Scheduler.RunAsync(pass, (int)both.shape[0], cancel); }
                 finally { pass.Ids.Dispose(); }
@@ -87,14 +101,14 @@ public sealed class PixelHeadSampler : IPatchSampler
                 using (no_grad())
                 using (var step = NewDisposeScope())
                 {
-                    var channelLogits = logits.select(1, channel);                        // (n or 2n, 256)
+                    var channelLogits = logits;                                            // (n or 2n, 256)
                     Tensor mixed;
                     if (request.Guided)
                     {
                         var c = channelLogits.narrow(0, 0, n) * temperature;
                         var u = channelLogits.narrow(0, n, n) * temperature;
                         // A row without guidance keeps its conditional logits exactly, as the reference does when cfg == 1.
-                        mixed = where(cfg == 1f, c, Guidance.Mix(c, u, cfg, threshold));
+                        mixed = where(unguided, c, Guidance.Mix(c, u, cfg, threshold));
                     }
                     else
                     {
@@ -118,6 +132,7 @@ public sealed class PixelHeadSampler : IPatchSampler
         {
             both.Dispose();
             cfg.Dispose();
+            unguided.Dispose();
             temperature.Dispose();
             threshold.Dispose();
         }

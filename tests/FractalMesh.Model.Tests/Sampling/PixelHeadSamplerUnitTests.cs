@@ -65,6 +65,29 @@ public class PixelHeadSamplerUnitTests
         Assert.True(chi2Wrong > Critical(dofWrong), $"χ²={chi2Wrong:F1} with {dofWrong} dof should exceed {Critical(dofWrong):F1}");
     }
 
+    [Fact]
+    public void EachChannelsLogitsFromItsOwnPositionsEqualTheFullPass()
+    {
+        manual_seed(4);
+        using var head = new PixelHead(condWidth: 16, width: 32, depth: 2, heads: 4, rWeight: 5);
+        head.eval();
+        using var _ = no_grad();
+        using var scope = NewDisposeScope();
+        var ids = randint(0, 256, [64, 3], dtype: ScalarType.Int64);
+        var cond = randn(64, 16);
+        var full = head.Logits(ids, cond);
+        for (int channel = 0; channel < 3; channel++)
+        {
+            var own = head.ChannelLogits(ids, cond, channel);
+            double error = (own - full.select(1, channel)).abs().max().item<float>();
+            Assert.True(error <= 1e-5, $"channel {channel}: max abs difference {error}");
+        }
+        // Channels after the sampled one do not matter: changing them leaves the logits as they were.
+        var changed = ids.clone();
+        changed.select(1, 2).fill_(7);
+        Assert.Equal(head.ChannelLogits(ids, cond, 1).data<float>().ToArray(), head.ChannelLogits(changed, cond, 1).data<float>().ToArray());
+    }
+
     /// <summary>Samples on the thread pool and waits: the test's dispose scope stays on this thread.</summary>
     static byte[] SampleNow(IPatchSampler sampler, PatchRequest request) =>
         Task.Run(() => sampler.SampleAsync(request)).GetAwaiter().GetResult();
