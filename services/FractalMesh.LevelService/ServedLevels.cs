@@ -63,7 +63,8 @@ public sealed class ServedLevels : IDisposable
     {
         if (options.TorchThreads > 0) set_num_threads(options.TorchThreads);
         var device = new Device(options.Device);
-        var model = ModelCheckpoint.Open(options.Model, options.Preset, device);
+        // Only the levels from the first served one down are read: a lower level's service never holds level 0's weights.
+        var model = ModelCheckpoint.Open(options.Model, options.Preset, device, options.FirstLevel);
         try
         {
             model.eval();
@@ -76,8 +77,8 @@ public sealed class ServedLevels : IDisposable
                 throw new InvalidOperationException($"Level:FirstLevel is {first} but the model has levels 0..{levels - 1} and its pixel head ({levels})");
             if (options.LastLevel > levels)
                 throw new InvalidOperationException($"Level:LastLevel is {options.LastLevel} but the model has levels 0..{levels - 1} and its pixel head ({levels})");
-            var nodes = new List<FractalModel>();
-            for (var node = model; node is not null; node = node.Next) nodes.Add(node);
+            var nodes = new Dictionary<int, FractalModel>();
+            for (var node = model; node is not null; node = node.Next) nodes[node.Level] = node;
 
             var samplers = new Dictionary<int, IPatchSampler>();
             RemotePatchSampler? remote = null;

@@ -67,12 +67,18 @@ public static class ModelCheckpoint
     }
 
     /// <summary>Builds the model described by a FractalMesh checkpoint and loads its weights.</summary>
-    public static FractalModel Load(string path, Device? device = null)
+    public static FractalModel Load(string path, Device? device = null) => Load(path, device, 0);
+
+    /// <summary>The levels from <paramref name="fromLevel"/> down of a FractalMesh checkpoint, reading only their tensors.</summary>
+    public static FractalModel Load(string path, Device? device, int fromLevel)
     {
-        var (tensors, metadata) = ReadOwn(path);
+        var config = ReadConfig(path);
+        int level = Math.Min(fromLevel, config.Levels - 1);
+        string prefix = FractalModel.KeyPrefix(level);
+        var (tensors, _) = SafeTensors.Read(path, name => name.StartsWith(prefix, StringComparison.Ordinal));
         try
         {
-            return Prepared(new FractalModel(FractalConfig.FromJson(metadata[ConfigKey])), tensors, path, device);
+            return Prepared(FractalModel.FromLevel(config, level), tensors.Select(kv => KeyValuePair.Create(kv.Key[prefix.Length..], kv.Value)), path, device);
         }
         finally
         {
@@ -87,7 +93,7 @@ public static class ModelCheckpoint
             : throw new InvalidDataException($"{path} is a safetensors file without a FractalMesh configuration in its metadata");
 
     /// <summary>
-    /// The configuration of whatever <see cref="Open"/> accepts, without loading a weight: a FractalMesh checkpoint's
+    /// The configuration of whatever <see cref="Open(string, string?, Device?)"/> accepts, without loading a weight: a FractalMesh checkpoint's
     /// metadata, a reference folder's <c>config.json</c>, or the preset of an official <c>.pth</c>.
     /// </summary>
     public static FractalConfig OpenConfig(string path, string? preset = null)
@@ -115,10 +121,17 @@ public static class ModelCheckpoint
     }
 
     /// <summary>Builds a model from <paramref name="config"/> and loads an official <c>checkpoint-last.pth</c> into it.</summary>
-    public static FractalModel LoadOfficial(string path, FractalConfig config, Device? device = null)
+    public static FractalModel LoadOfficial(string path, FractalConfig config, Device? device = null) => LoadOfficial(path, config, device, 0);
+
+    /// <summary>The levels from <paramref name="fromLevel"/> down of an official checkpoint (the others' tensors are dropped as read).</summary>
+    public static FractalModel LoadOfficial(string path, FractalConfig config, Device? device, int fromLevel)
     {
+        int level = Math.Min(fromLevel, config.Levels - 1);
+        string prefix = FractalModel.KeyPrefix(level);
         using var file = TorchPickleReader.ReadCheckpoint(path);
-        return Prepared(new FractalModel(config), file.Model, path, device);
+        var weights = file.Model.Where(kv => kv.Key.StartsWith(prefix, StringComparison.Ordinal))
+            .Select(kv => KeyValuePair.Create(kv.Key[prefix.Length..], kv.Value));
+        return Prepared(FractalModel.FromLevel(config, level), weights, path, device);
     }
 
     /// <summary>Loads the weights, moves the model and puts it in evaluation mode; a model whose weights do not fit is disposed.</summary>
@@ -149,22 +162,28 @@ public static class ModelCheckpoint
     /// Resolves what a user passes as <c>--model</c>: a FractalMesh .safetensors file, a folder with <c>config.json</c> and
     /// <c>checkpoint-last.pth</c> (the reference layout), or an official .pth together with a preset name.
     /// </summary>
-    public static FractalModel Open(string path, string? preset = null, Device? device = null)
+    public static FractalModel Open(string path, string? preset = null, Device? device = null) => Open(path, preset, device, 0);
+
+    /// <summary>
+    /// As <see cref="Open(string, string?, Device?)"/>, but only the levels from <paramref name="fromLevel"/> down (and the
+    /// pixel head): the weights of the levels above are never read into memory (a level service of a lower level).
+    /// </summary>
+    public static FractalModel Open(string path, string? preset, Device? device, int fromLevel)
     {
         if (Directory.Exists(path))
         {
             string config = Path.Combine(path, "config.json"), pth = Path.Combine(path, "checkpoint-last.pth");
             if (!File.Exists(config) || !File.Exists(pth))
                 throw new FileNotFoundException($"{path} is a folder but lacks config.json or checkpoint-last.pth");
-            return LoadOfficial(pth, FractalConfig.FromJson(File.ReadAllText(config)), device);
+            return LoadOfficial(pth, FractalConfig.FromJson(File.ReadAllText(config)), device, fromLevel);
         }
         if (!File.Exists(path)) throw new FileNotFoundException($"model file not found: {path}", path);
         if (path.EndsWith(".pth", StringComparison.OrdinalIgnoreCase) || path.EndsWith(".pt", StringComparison.OrdinalIgnoreCase))
         {
             if (preset is null) throw new ArgumentException($"{path} is an official checkpoint: name its preset too ({string.Join(", ", Presets.All.Keys)})");
-            return LoadOfficial(path, Presets.Get(preset), device);
+            return LoadOfficial(path, Presets.Get(preset), device, fromLevel);
         }
-        return Load(path, device);
+        return Load(path, device, fromLevel);
     }
 
     /// <summary>Metadata key of the class names (a JSON array in label order), where the training data named them.</summary>

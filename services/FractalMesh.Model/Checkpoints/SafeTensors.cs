@@ -46,7 +46,10 @@ public static class SafeTensors
     /// (empty when absent). The tensors are CPU tensors owned by the caller: they are detached from
     /// any active dispose scope. A malformed file gives an <see cref="InvalidDataException"/>.
     /// </summary>
-    public static (List<KeyValuePair<string, torch.Tensor>> Tensors, Dictionary<string, string> Metadata) Read(string path)
+    public static (List<KeyValuePair<string, torch.Tensor>> Tensors, Dictionary<string, string> Metadata) Read(string path) => Read(path, null);
+
+    /// <summary>As <see cref="Read(string)"/>, materializing only the tensors whose name <paramref name="include"/> accepts.</summary>
+    public static (List<KeyValuePair<string, torch.Tensor>> Tensors, Dictionary<string, string> Metadata) Read(string path, Func<string, bool>? include)
     {
         ArgumentException.ThrowIfNullOrEmpty(path);
         TensorBytes.EnsureLittleEndian();
@@ -79,6 +82,7 @@ public static class SafeTensors
         var tensors = new List<KeyValuePair<string, torch.Tensor>>(entries.Count);
         foreach (var entry in entries)
         {
+            if (include is not null && !include(entry.Name)) continue;
             var tensor = torch.empty(entry.Shape, entry.DType);
             if (entry.End > entry.Begin)
             {

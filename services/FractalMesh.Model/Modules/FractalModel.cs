@@ -33,6 +33,16 @@ public sealed class FractalModel : NextLevel
     /// <summary>Builds the whole model from <paramref name="config"/> with the reference's random initialization.</summary>
     public FractalModel(FractalConfig config) : this(config.Validate(), 0) { }
 
+    /// <summary>
+    /// The levels from <paramref name="level"/> down to the pixel head, and nothing above: what a service that serves
+    /// only lower levels holds. Its state-dict keys are the whole model's without <see cref="KeyPrefix"/>.
+    /// </summary>
+    public static FractalModel FromLevel(FractalConfig config, int level) =>
+        level == 0 ? new FractalModel(config) : new FractalModel(config.Validate(), Math.Min(level, config.Levels - 1));
+
+    /// <summary>The prefix of level <paramref name="level"/>'s keys in the whole model's state dict.</summary>
+    public static string KeyPrefix(int level) => string.Concat(Enumerable.Repeat("next_fractal.", level));
+
     // Every process that builds a model does tensor work: tune the allocator for it first.
     static FractalModel() => NativeAllocator.Tune();
 

@@ -31,6 +31,35 @@ public class ModelCheckpointUnitTests
     }
 
     [Fact]
+    public void ALowerLevelLoadsOnlyItsOwnWeightsAndEqualsTheWholeModelThere()
+    {
+        string folder = Case("tiny_mar");
+        var config = FractalConfig.FromJson(File.ReadAllText(Path.Combine(folder, "config.json")));
+        string path = Path.Combine(Path.GetTempPath(), $"fm-levels-{Guid.NewGuid():N}.safetensors");
+        try
+        {
+            ModelCheckpoint.ConvertOfficial(Path.Combine(folder, "checkpoint-last.pth"), config, path);
+            using var whole = ModelCheckpoint.Open(path);
+            foreach (var lower in new[] { ModelCheckpoint.Open(path, null, null, 1), ModelCheckpoint.Open(folder, null, null, 1) })
+            {
+                using (lower)
+                {
+                    Assert.Equal(1, lower.Level);
+                    var expected = whole.Next!.state_dict();
+                    var got = lower.state_dict();
+                    Assert.Equal(expected.Keys, got.Keys);
+                    foreach (var key in expected.Keys) Assert.True(expected[key].eq(got[key]).all().item<bool>(), key);
+                    // Nothing of level 0: fewer parameters than the whole model by exactly level 0's own.
+                    long levelZero = whole.parameters().Sum(p => p.numel()) - whole.Next!.parameters().Sum(p => p.numel());
+                    Assert.True(levelZero > 0);
+                    Assert.Equal(whole.parameters().Sum(p => p.numel()) - levelZero, lower.parameters().Sum(p => p.numel()));
+                }
+            }
+        }
+        finally { File.Delete(path); }
+    }
+
+    [Fact]
     public void WrongCheckpointListsMissingUnexpectedAndMisShapedKeys()
     {
         var marConfig = FractalConfig.FromJson(File.ReadAllText(Path.Combine(Case("tiny_mar"), "config.json")));
