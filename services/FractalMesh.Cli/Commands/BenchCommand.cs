@@ -27,6 +27,7 @@ public static class BenchCommand
         bool skipSampling = o.Flag("no-sampling");
         bool skipTraining = o.Flag("no-training");
         int threads = o.Int("threads", 0, 0, 1024);
+        int chunk = o.Int("chunk", 0, 0, 1 << 20);
         bool invariance = o.Flag("check-invariance");
         o.EnsureAllUsed();
         if (threads > 0) set_num_threads(threads);
@@ -74,7 +75,7 @@ public static class BenchCommand
 
         var numIter = iters.Split(',').Select(v => int.Parse(v, CultureInfo.InvariantCulture)).ToArray();
         var timers = new Dictionary<int, TimedSampler>();
-        var sampler = new FractalSampler(model, (inner, level) => timers[level] = new TimedSampler(inner));
+        var sampler = new FractalSampler(model, (inner, level) => timers[level] = new TimedSampler(inner), new SchedulerOptions { ChunkRows = chunk });
         var options = new SamplingOptions { Cfg = cfg, NumIter = numIter };
         Console.WriteLine($"sampling: iterations {iters}, cfg {cfg.ToString(CultureInfo.InvariantCulture)} (linear)");
         // Lazy initialisation (TorchSharp, libtorch kernels) is not sampling: one throw-away image first.

@@ -52,6 +52,9 @@ public sealed class PixelHead : NextLevel
     /// <summary>Training weight of red relative to green and blue (evaluation weighs them equally).</summary>
     public double RWeight { get; }
 
+    /// <summary>Width of the head's own transformer.</summary>
+    public int Width { get; }
+
     /// <summary>Width of the conditions this head reads.</summary>
     public int CondWidth { get; }
 
@@ -59,6 +62,7 @@ public sealed class PixelHead : NextLevel
     {
         RWeight = rWeight;
         CondWidth = condWidth;
+        Width = width;
         condProj = nn.Linear(condWidth, width);
         rCodebook = nn.Embedding(256, width);
         gCodebook = nn.Embedding(256, width);

@@ -15,12 +15,21 @@ public sealed class MarLevelSampler : LevelSampler
 
     readonly MarGenerator generator;
     readonly PixelHeadSampler? guidingPixel;
+    readonly int chunkRows;
 
     public MarLevelSampler(MarGenerator generator, int level, IPatchSampler next, PixelHeadSampler? guidingPixel, SchedulerOptions? scheduling = null)
         : base(level, generator.SeqLen, generator.PatchSize, next)
     {
         this.generator = generator;
         this.guidingPixel = guidingPixel;
+        var options = scheduling ?? SchedulerOptions.Default;
+        int tokens = generator.SeqLen + generator.NumConds + (guidingPixel is null ? 0 : 1);
+        chunkRows = options.ChunkRows switch
+        {
+            > 0 => options.ChunkRows,
+            0 => Math.Max(16, options.ChunkActivations / (tokens * generator.Width)),
+            _ => 0,
+        };
         Scheduler = new StepScheduler<Pass, Tensor[]>(RunPasses, outputs => { foreach (var t in outputs) t.Dispose(); }, scheduling);
     }
 
@@ -33,11 +42,11 @@ public sealed class MarLevelSampler : LevelSampler
         using var _ = no_grad();
         using var scope = NewDisposeScope();
         if (passes.Count == 1)
-            return [generator.Predict(passes[0].Patches, passes[0].Mask, passes[0].Conds).Select(t => t.MoveToOuterDisposeScope()).ToArray()];
+            return [Predict(passes[0].Patches, passes[0].Mask, passes[0].Conds).Select(t => t.MoveToOuterDisposeScope()).ToArray()];
         var patches = cat(passes.Select(p => p.Patches).ToList(), 0);
         var mask = cat(passes.Select(p => p.Mask).ToList(), 0);
         var conds = Enumerable.Range(0, passes[0].Conds.Length).Select(k => cat(passes.Select(p => p.Conds[k]).ToList(), 0)).ToArray();
-        var outputs = generator.Predict(patches, mask, conds);
+        var outputs = Predict(patches, mask, conds);
         var split = new Tensor[passes.Count][];
         long at = 0;
         for (int i = 0; i < passes.Count; i++)
@@ -47,6 +56,21 @@ public sealed class MarLevelSampler : LevelSampler
             at += n;
         }
         return split;
+    }
+
+    /// <summary>The generator's prediction, over chunks of <see cref="SchedulerOptions.ChunkRows"/> rows when set.</summary>
+    Tensor[] Predict(Tensor patches, Tensor mask, Tensor[] conds)
+    {
+        long rows = patches.shape[0];
+        if (chunkRows <= 0 || rows <= chunkRows) return generator.Predict(patches, mask, conds);
+        using var scope = NewDisposeScope();
+        var parts = new List<Tensor[]>();
+        for (long at = 0; at < rows; at += chunkRows)
+        {
+            long n = Math.Min(chunkRows, rows - at);
+            parts.Add(generator.Predict(patches.narrow(0, at, n), mask.narrow(0, at, n), conds.Select(c => c.narrow(0, at, n)).ToArray()));
+        }
+        return Enumerable.Range(0, parts[0].Length).Select(k => cat(parts.Select(p => p[k]).ToList(), 0).MoveToOuterDisposeScope()).ToArray();
     }
 
     public override async Task<byte[]> SampleAsync(PatchRequest request, CancellationToken cancel = default)

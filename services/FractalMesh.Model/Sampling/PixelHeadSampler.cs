@@ -15,11 +15,13 @@ public sealed class PixelHeadSampler : IPatchSampler
 
     readonly PixelHead head;
     readonly int level;
+    readonly SchedulerOptions options;
 
     public PixelHeadSampler(PixelHead head, int level, SchedulerOptions? scheduling = null)
     {
         this.head = head;
         this.level = level;
+        options = scheduling ?? SchedulerOptions.Default;
         Scheduler = new StepScheduler<Pass, Tensor>(RunPasses, logits => logits.Dispose(), scheduling);
     }
 
@@ -43,10 +45,10 @@ public sealed class PixelHeadSampler : IPatchSampler
             if (members.Count == 1)
             {
                 var p = passes[members[0]];
-                split[members[0]] = head.ChannelLogits(p.Ids, p.Cond, p.Channel).MoveToOuterDisposeScope();
+                split[members[0]] = Logits(p.Ids, p.Cond, p.Channel).MoveToOuterDisposeScope();
                 continue;
             }
-            var logits = head.ChannelLogits(cat(members.Select(i => passes[i].Ids).ToList(), 0),
+            var logits = Logits(cat(members.Select(i => passes[i].Ids).ToList(), 0),
                 cat(members.Select(i => passes[i].Cond).ToList(), 0), group.Key);
             long at = 0;
             foreach (int i in members)
@@ -57,6 +59,27 @@ public sealed class PixelHeadSampler : IPatchSampler
             }
         }
         return split;
+    }
+
+    /// <summary>One channel's logits, over chunks of rows whose activations stay in the caches (see <see cref="SchedulerOptions.ChunkRows"/>).</summary>
+    Tensor Logits(Tensor ids, Tensor cond, int channel)
+    {
+        long rows = ids.shape[0];
+        long chunk = options.ChunkRows switch
+        {
+            > 0 => options.ChunkRows,
+            0 => Math.Max(16, options.ChunkActivations / ((channel + 1) * head.Width)),
+            _ => rows,
+        };
+        if (rows <= chunk) return head.ChannelLogits(ids, cond, channel);
+        using var scope = NewDisposeScope();
+        var parts = new List<Tensor>();
+        for (long at = 0; at < rows; at += chunk)
+        {
+            long n = Math.Min(chunk, rows - at);
+            parts.Add(head.ChannelLogits(ids.narrow(0, at, n), cond.narrow(0, at, n), channel));
+        }
+        return cat(parts, 0).MoveToOuterDisposeScope();
     }
 
     public async Task<byte[]> SampleAsync(PatchRequest request, CancellationToken cancel = default)
