@@ -100,7 +100,20 @@ public sealed partial class DistributedGatewayTests(GatewayProcess embedded, Dis
     }
 
     [Fact]
-    public async Task StaggeredRequestsWithMixedSettingsAndACancellationGiveTheBytesOfOneProcess()
+    public Task StaggeredRequestsWithMixedSettingsAndACancellationGiveTheBytesOfOneProcess() => StaggeredAsync(Distributed);
+
+    [Fact]
+    public async Task TheSameInAnEmbeddedGatewayThatRunsThemTogether()
+    {
+        await using var gateway = await GatewayProcess.StartAsync("--Gateway:MaxConcurrentRequests=16", "--Gateway:MaxQueuedRequests=16");
+        await StaggeredAsync(gateway);
+    }
+
+    /// <summary>
+    /// Requests sent at staggered times (each while the others are mid-generation) with mixed classes, guidance,
+    /// temperature and iterations, one of them cancelled midway: every other result equals the in-process sampler's bytes.
+    /// </summary>
+    static async Task StaggeredAsync(GatewayProcess gateway)
     {
         var requests = Enumerable.Range(0, 6).Select(i => new GenerateRequest
         {
@@ -111,11 +124,11 @@ public sealed partial class DistributedGatewayTests(GatewayProcess embedded, Dis
         }).ToList();
         var cancelled = new GenerateRequest { ClassLabels = { 2, 3 }, Count = 4, Seed = 5, Params = new SamplingParams { Cfg = 2, NumIter = { 16, 8 } } };
         using var cancel = new CancellationTokenSource();
-        var doomed = Distributed.Grpc.GenerateAsync(cancelled, cancellationToken: cancel.Token).ResponseAsync;
+        var doomed = gateway.Grpc.GenerateAsync(cancelled, cancellationToken: cancel.Token).ResponseAsync;
         var running = new List<Task<GenerateResponse>>();
         foreach (var request in requests)
         {
-            running.Add(Distributed.Grpc.GenerateAsync(request, deadline: DateTime.UtcNow.AddMinutes(3)).ResponseAsync);
+            running.Add(gateway.Grpc.GenerateAsync(request, deadline: DateTime.UtcNow.AddMinutes(3)).ResponseAsync);
             await Task.Delay(150);   // the next one arrives while the others are mid-generation
             if (running.Count == 3) cancel.Cancel();
         }
