@@ -77,7 +77,9 @@ public static class BenchCommand
         var timers = new Dictionary<int, TimedSampler>();
         var sampler = new FractalSampler(model, (inner, level) => timers[level] = new TimedSampler(inner), new SchedulerOptions { ChunkRows = chunk });
         var options = new SamplingOptions { Cfg = cfg, NumIter = numIter };
-        Console.WriteLine($"sampling: iterations {iters}, cfg {cfg.ToString(CultureInfo.InvariantCulture)} (linear)");
+        double peak = MatmulGflops(repeats);
+        Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+            $"sampling: iterations {iters}, cfg {cfg.ToString(CultureInfo.InvariantCulture)} (linear); a 512×512 matmul runs at {peak:F1} GFLOP/s here"));
         // Lazy initialisation (TorchSharp, libtorch kernels) is not sampling: one throw-away image first.
         sampler.Generate([new ImageRequest(0, -1)], options with { NumIter = numIter.Select(_ => 1).ToArray() });
         foreach (var b in batches.Split(',').Select(v => int.Parse(v, CultureInfo.InvariantCulture)))
@@ -93,8 +95,13 @@ public static class BenchCommand
             for (int l = 1; l <= config.Levels; l++)
                 parts.Add($"{(l == config.Levels ? "pixel head" : $"level {l}")} {inclusive[l - 1] - inclusive[l]:F2}s");
             Console.WriteLine(string.Create(CultureInfo.InvariantCulture, $"  batch {b,3}: {b / total:F3} images/s  ({total:F1} s; {string.Join(", ", parts)})"));
-            Console.WriteLine("             forward passes: " + string.Join(", ", sampler.PassStatistics.Select(p => string.Create(CultureInfo.InvariantCulture,
-                $"{(p.Level == config.Levels ? "pixel head" : $"level {p.Level}")} {p.Statistics.Passes} passes, {(double)p.Statistics.Rows / Math.Max(1, p.Statistics.Passes):F1} rows each, {p.Statistics.Elapsed.TotalSeconds:F2}s"))));
+            foreach (var (level, statistics) in sampler.PassStatistics)
+            {
+                double flops = PassFlops(model, level, statistics.Rows), seconds = statistics.Elapsed.TotalSeconds;
+                double gf = seconds > 0 ? flops / seconds / 1e9 : 0;
+                Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                    $"             {(level == config.Levels ? "pixel head" : $"level {level}"),-10} {statistics.Passes,6} passes, {(double)statistics.Rows / Math.Max(1, statistics.Passes),8:F1} rows each, {seconds,7:F2} s in passes, {flops / 1e9,8:F1} GFLOP, {gf,6:F1} GFLOP/s = {100 * gf / peak:F0}% of the matmul"));
+            }
         }
         if (invariance) CheckInvariance(sampler, options, config.ClassNum, size);
         return 0;
@@ -130,6 +137,41 @@ public static class BenchCommand
         double gf = flops / forward / 1e9, peak = 2.0 * 512 * 512 * 512 / matmul / 1e9;
         Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
             $"level-0 forward, batch 32:  {forward * 1000:F1} ms, {gf:F1} GFLOP/s = {100 * gf / peak:F0}% of a 512×512 matmul here ({peak:F1} GFLOP/s)"));
+    }
+
+    /// <summary>GFLOP/s of a 512×512 float32 matrix product on this machine now (the reference for every level's rate).</summary>
+    static double MatmulGflops(int repeats)
+    {
+        using var _ = no_grad();
+        using var scope = NewDisposeScope();
+        var a = randn(512, 512);
+        var m = randn(512, 512);
+        using (NewDisposeScope()) a.matmul(m);
+        var sw = Stopwatch.StartNew();
+        int runs = Math.Max(20, repeats * 10);
+        for (int i = 0; i < runs; i++) { using var s = NewDisposeScope(); a.matmul(m); }
+        return 2.0 * 512 * 512 * 512 / (sw.Elapsed.TotalSeconds / runs) / 1e9;
+    }
+
+    /// <summary>
+    /// Multiply-adds (2 FLOPs each) of the transformer blocks over <paramref name="rows"/> rows of a level's passes: per token
+    /// and block 24·C² (qkv, projection, MLP ×4) plus 4·T·C (attention). A MAR level sees its patches and its condition
+    /// tokens; the pixel head's three channel steps see 1, 2 and 3 positions (2 on average). Embeddings and output
+    /// projections are left out, so the rate is a lower bound.
+    /// </summary>
+    static double PassFlops(FractalModel model, int level, long rows)
+    {
+        var config = model.Config;
+        double tokens, width = config.Widths[Math.Min(level, config.Widths.Length - 1)], blocks = config.Blocks[Math.Min(level, config.Blocks.Length - 1)];
+        if (level == config.Levels) tokens = 2;
+        else
+        {
+            var node = model;
+            while (node.Level < level) node = node.Next!;
+            if (node.Generator is not MarGenerator mar) return 0;
+            tokens = mar.SeqLen + mar.NumConds + (mar.GuidingPixelHead is null ? 0 : 1);
+        }
+        return rows * blocks * tokens * (24.0 * width * width + 4.0 * tokens * width);
     }
 
     /// <summary>Generates 16 images in one batch, then images 0, 5 and 11 alone and in a batch of 4, and counts differing bytes.</summary>
