@@ -33,6 +33,19 @@ public sealed class CommandLineTests : IDisposable
         return path;
     }
 
+    [Fact]
+    public void BenchSamplesAloneAndReportsEveryLevelBesideAMatmul()
+    {
+        var (code, output, error) = Run("bench", "--model", TinyModel(), "--batches", "1,2", "--iters", "2,2", "--cfg", "2",
+            "--no-training", "--repeats", "1", "--threads", "1");
+        Assert.True(code == 0, error);
+        Assert.DoesNotContain("training step", output);
+        Assert.Matches(@"a 512×512 matmul runs at [0-9.]+ GFLOP/s", output);
+        foreach (var level in new[] { "level 0", "level 1", "pixel head" })
+            Assert.Matches(level + @" +\d+ passes, +[0-9.]+ rows each, +[0-9.]+ s in passes, +[0-9.]+ GFLOP, +[0-9.]+ GFLOP/s = \d+% of the matmul", output);
+        Assert.Equal(2, output.Split('\n').Count(l => l.Contains(" images/s ")));
+    }
+
     [Theory]
     [InlineData("tiny_ar")]
     [InlineData("tiny_mar")]
