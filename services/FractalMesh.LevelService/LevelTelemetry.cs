@@ -55,9 +55,13 @@ public sealed class LevelTelemetry
     /// <summary>Where the queue gauge reads the rows admitted.</summary>
     public void ObserveQueue(Func<int> admittedRows) => queuedRows = admittedRows;
 
+    /// <summary>While true (the start-up warm-up), passes and calls are not recorded.</summary>
+    public bool Paused { get; set; }
+
     /// <summary>A forward pass of <paramref name="level"/> ran over <paramref name="passRows"/> rows of <paramref name="calls"/> calls.</summary>
     public void PassRan(int level, int passRows, int calls)
     {
+        if (Paused) return;
         var tag = new KeyValuePair<string, object?>(LevelTag, level);
         batchRows.Record(passRows, tag);
         batchCalls.Record(calls, tag);
@@ -66,6 +70,7 @@ public sealed class LevelTelemetry
     /// <summary>A level sampled a call of <paramref name="callRows"/> rows in <paramref name="elapsed"/>.</summary>
     public void LevelSampled(int level, int callRows, TimeSpan elapsed)
     {
+        if (Paused) return;
         var tag = new KeyValuePair<string, object?>(LevelTag, level);
         stepDuration.Record(elapsed.TotalSeconds, tag);
         rows.Add(callRows, tag);

@@ -25,12 +25,20 @@ public sealed class ModelLoader(IOptions<LevelOptions> options, LevelCalls calls
             logger.LogInformation("loading {Model} on {Device}", o.Model, o.Device);
             var levels = ServedLevels.Load(o, telemetry);
             telemetry.ObserveQueue(() => calls.AdmittedRows);
+            long parameters = levels.Model.parameters().Sum(p => p.numel());
+            long bytes = levels.Model.parameters().Sum(p => p.numel() * p.element_size());
+            var warm = System.Diagnostics.Stopwatch.StartNew();
+            telemetry.Paused = true;
+            // On this loader's own thread, before readiness: no call waits on it. Not a served call: no metrics.
+            try
+            {
+                if (levels.WarmUpAsync().GetAwaiter().GetResult()) logger.LogInformation("warmed up in {Seconds:F1} s", warm.Elapsed.TotalSeconds);
+            }
+            finally { telemetry.Paused = false; }
             if (logger.IsEnabled(LogLevel.Debug))
                 foreach (var (level, statistics) in levels.PassStatistics)
                     statistics.Passed += (rows, callCount) => logger.LogDebug("level {Level}: pass of {Rows} rows of {Calls} calls", level, rows, callCount);
             served = levels;
-            long parameters = levels.Model.parameters().Sum(p => p.numel());
-            long bytes = levels.Model.parameters().Sum(p => p.numel() * p.element_size());
             logger.LogInformation("ready: serving {Levels}; loaded {Parameters:N0} parameters ({Megabytes:F1} MB)", levels.Description, parameters, bytes / 1e6);
         }
         catch (Exception e)
