@@ -30,17 +30,7 @@ public sealed class RemoteImageGenerator : IDisposable
         this.options = options;
         (channel, _) = RemotePatchSampler.OpenChannel(options);
         client = new GrpcLevelSampler.LevelSamplerClient(channel);
-        pipeline = new ResiliencePipelineBuilder()
-            .AddCircuitBreaker(new CircuitBreakerStrategyOptions
-            {
-                ShouldHandle = new PredicateBuilder().Handle<RpcException>(e => RemotePatchSampler.BreakerStatuses.Contains(e.StatusCode)),
-                FailureRatio = options.BreakerFailureRatio,
-                MinimumThroughput = options.BreakerMinimumThroughput,
-                SamplingDuration = options.BreakerSamplingDuration,
-                BreakDuration = options.BreakDuration,
-                StateProvider = circuit,
-            })
-            .Build();
+        pipeline = RemotePatchSampler.Breaker(options, circuit);
     }
 
     /// <summary>Whether calls go through (Closed, HalfOpen) or fail fast (Open, Isolated).</summary>

@@ -41,7 +41,12 @@ public sealed class RemotePatchSampler : IPatchSampler, IDisposable
         if (options.MaxRowsPerCall < 1) throw new ArgumentException("MaxRowsPerCall must be 1 or more", nameof(options));
         (channel, replicas) = OpenChannel(options);
         client = new GrpcLevelSampler.LevelSamplerClient(channel);
-        pipeline = new ResiliencePipelineBuilder()
+        pipeline = Breaker(options, circuit);
+    }
+
+    /// <summary>The circuit breaker of a remote level's calls, keyed on <see cref="BreakerStatuses"/>, reporting to <paramref name="circuit"/>.</summary>
+    internal static ResiliencePipeline Breaker(RemoteLevelOptions options, CircuitBreakerStateProvider circuit) =>
+        new ResiliencePipelineBuilder()
             .AddCircuitBreaker(new CircuitBreakerStrategyOptions
             {
                 ShouldHandle = new PredicateBuilder().Handle<RpcException>(e => BreakerStatuses.Contains(e.StatusCode)),
@@ -52,7 +57,6 @@ public sealed class RemotePatchSampler : IPatchSampler, IDisposable
                 StateProvider = circuit,
             })
             .Build();
-    }
 
     public int PatchSize { get; }
 

@@ -24,6 +24,12 @@ public static class SafeTensors
     {
         ArgumentException.ThrowIfNullOrEmpty(path);
         using var file = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read);
+        return ReadHeader(file, path).Metadata;
+    }
+
+    /// <summary>The entries and metadata of the header at the start of <paramref name="file"/>, and where the data begins.</summary>
+    static (List<Entry> Entries, Dictionary<string, string> Metadata, long DataStart) ReadHeader(FileStream file, string path)
+    {
         try
         {
             Span<byte> lengthBytes = stackalloc byte[8];
@@ -33,7 +39,9 @@ public static class SafeTensors
                 throw new InvalidDataException($"the header length {headerLength} does not fit a file of {file.Length} bytes");
             var header = new byte[(int)headerLength];
             file.ReadExactly(header);
-            return ParseHeader(header, file.Length - 8 - (long)headerLength).Item2;
+            long dataStart = 8 + (long)headerLength;
+            var (entries, metadata) = ParseHeader(header, file.Length - dataStart);
+            return (entries, metadata, dataStart);
         }
         catch (Exception e) when (e is JsonException or EndOfStreamException or InvalidDataException)
         {
@@ -55,26 +63,7 @@ public static class SafeTensors
         TensorBytes.EnsureLittleEndian();
 
         using var file = new FileStream(path, FileMode.Open, FileAccess.Read, FileShare.Read);
-        List<Entry> entries;
-        Dictionary<string, string> metadata;
-        long dataStart;
-        try
-        {
-            Span<byte> lengthBytes = stackalloc byte[8];
-            file.ReadExactly(lengthBytes);
-            ulong headerLength = BinaryPrimitives.ReadUInt64LittleEndian(lengthBytes);
-            if (headerLength > MaxHeaderBytes || (long)headerLength > file.Length - 8)
-                throw new InvalidDataException($"the header length {headerLength} does not fit a file of {file.Length} bytes");
-
-            var header = new byte[(int)headerLength];
-            file.ReadExactly(header);
-            dataStart = 8 + (long)headerLength;
-            (entries, metadata) = ParseHeader(header, file.Length - dataStart);
-        }
-        catch (Exception e) when (e is JsonException or EndOfStreamException or InvalidDataException)
-        {
-            throw new InvalidDataException($"'{path}' is not a valid safetensors file: {e.Message}", e);
-        }
+        var (entries, metadata, dataStart) = ReadHeader(file, path);
 
         // Tensors are created in a private scope and only detached once all of them were read, so
         // a failure half way disposes the ones already made.

@@ -40,11 +40,10 @@ public sealed record SchedulerOptions
 public sealed class ComputeThread : TaskScheduler
 {
     readonly System.Collections.Concurrent.BlockingCollection<Task> tasks = new();
-    readonly Thread thread;
 
     public ComputeThread(string name = "fractalmesh-compute")
     {
-        thread = new Thread(() =>
+        var thread = new Thread(() =>
         {
             foreach (var task in tasks.GetConsumingEnumerable()) TryExecuteTask(task);
         }) { IsBackground = true, Name = name };

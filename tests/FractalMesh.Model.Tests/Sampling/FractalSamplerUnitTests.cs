@@ -10,13 +10,13 @@ namespace FractalMesh.Model.Tests;
 [Collection("TorchStatistics")]
 public class FractalSamplerUnitTests
 {
-    static readonly FractalConfig Mar = new()
+    internal static readonly FractalConfig Mar = new()
     {
         ImageSizes = [16, 4, 1], Widths = [48, 32, 16], Blocks = [2, 1, 1], Heads = [4, 2, 2],
         Generators = [GeneratorKind.Mar, GeneratorKind.Mar], NumConds = 5, ClassNum = 10,
     };
-    static readonly FractalConfig Ar = Mar with { Generators = [GeneratorKind.Ar, GeneratorKind.Ar], NumConds = 1 };
-    static readonly FractalConfig Guiding = new()
+    internal static readonly FractalConfig Ar = Mar with { Generators = [GeneratorKind.Ar, GeneratorKind.Ar], NumConds = 1 };
+    internal static readonly FractalConfig Guiding = new()
     {
         ImageSizes = [16, 8, 2, 1], Widths = [48, 32, 16, 16], Blocks = [1, 1, 1, 1], Heads = [4, 2, 2, 2],
         Generators = [GeneratorKind.Mar, GeneratorKind.Mar, GeneratorKind.Mar], NumConds = 5, GuidingPixel = true, ClassNum = 10,
