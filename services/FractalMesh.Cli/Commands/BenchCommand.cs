@@ -139,7 +139,10 @@ public static class BenchCommand
             $"level-0 forward, batch 32:  {forward * 1000:F1} ms, {gf:F1} GFLOP/s = {100 * gf / peak:F0}% of a 512×512 matmul here ({peak:F1} GFLOP/s)"));
     }
 
-    /// <summary>GFLOP/s of a 512×512 float32 matrix product on this machine now (the reference for every level's rate).</summary>
+    /// <summary>
+    /// GFLOP/s of a 512×512 float32 matrix product on this machine now (the reference for every level's rate): the best of
+    /// five rounds, so that a round slowed by another process does not lower the bar.
+    /// </summary>
     static double MatmulGflops(int repeats)
     {
         using var _ = no_grad();
@@ -147,23 +150,29 @@ public static class BenchCommand
         var a = randn(512, 512);
         var m = randn(512, 512);
         using (NewDisposeScope()) a.matmul(m);
-        var sw = Stopwatch.StartNew();
-        int runs = Math.Max(20, repeats * 10);
-        for (int i = 0; i < runs; i++) { using var s = NewDisposeScope(); a.matmul(m); }
-        return 2.0 * 512 * 512 * 512 / (sw.Elapsed.TotalSeconds / runs) / 1e9;
+        int runs = Math.Max(10, repeats * 5);
+        double best = double.MaxValue;
+        for (int round = 0; round < 5; round++)
+        {
+            var sw = Stopwatch.StartNew();
+            for (int i = 0; i < runs; i++) { using var s = NewDisposeScope(); a.matmul(m); }
+            best = Math.Min(best, sw.Elapsed.TotalSeconds / runs);
+        }
+        return 2.0 * 512 * 512 * 512 / best / 1e9;
     }
 
     /// <summary>
     /// Multiply-adds (2 FLOPs each) of the transformer blocks over <paramref name="rows"/> rows of a level's passes: per token
     /// and block 24·C² (qkv, projection, MLP ×4) plus 4·T·C (attention). A MAR level sees its patches and its condition
-    /// tokens; the pixel head's three channel steps see 1, 2 and 3 positions (2 on average). Embeddings and output
-    /// projections are left out, so the rate is a lower bound.
+    /// tokens; each of the pixel head's three channel steps runs one new position through the blocks (its cache holds the
+    /// ones before), attending to 1, 2 and 3 positions. Embeddings and output projections are left out, so the rate is a
+    /// lower bound.
     /// </summary>
     static double PassFlops(FractalModel model, int level, long rows)
     {
         var config = model.Config;
         double tokens, width = config.Widths[Math.Min(level, config.Widths.Length - 1)], blocks = config.Blocks[Math.Min(level, config.Blocks.Length - 1)];
-        if (level == config.Levels) tokens = 2;
+        if (level == config.Levels) return rows * blocks * (24.0 * width * width + 4.0 * 2 * width);
         else
         {
             var node = model;

@@ -106,27 +106,47 @@ public sealed class PixelHead : NextLevel
         return stack([r, g, b], 1).MoveToOuterDisposeScope();       // (M, 3, 256)
     }
 
+    /// <summary>Number of transformer blocks.</summary>
+    public int Depth => blocks.Count;
+
     /// <summary>
-    /// The logits (M,256) of one channel, computing only the positions it sees: the condition and the channels before it
-    /// (1, 2 or 3 tokens instead of 4). The attention is causal, so each position's value equals <see cref="Logits"/>'s; a
-    /// sampler's three steps cost 6 token positions instead of 12.
+    /// One sampling step: the logits (M,256) of channel <paramref name="channel"/> from the position it reads, given the
+    /// keys and values the earlier positions left (<paramref name="past"/>, null for channel 0). The input is the condition
+    /// (M,C) for channel 0 and the byte ids (M) of the channel before for channels 1 and 2. The attention is causal, so the
+    /// logits equal <see cref="Logits"/>'s for that channel, while each of the three steps runs one position through the
+    /// blocks instead of recomputing the ones before it. <paramref name="next"/> holds the keys and values of every
+    /// position so far (the caller disposes it).
     /// </summary>
-    public Tensor ChannelLogits(Tensor ids, Tensor cond, int channel)
+    public Tensor StepLogits(int channel, Tensor input, PixelHeadCache? past, out PixelHeadCache next)
     {
+        if ((channel == 0) != (past is null))
+            throw new ArgumentException($"channel {channel} {(channel == 0 ? "starts a pixel and takes no cache" : "needs the cache of the channels before it")}", nameof(past));
         using var scope = NewDisposeScope();
-        var tokens = new List<Tensor> { condProj.call(cond).unsqueeze(1) };                       // (M, 1, W)
-        if (channel >= 1) tokens.Add(rCodebook.call(ids.narrow(1, 0, 1)));
-        if (channel >= 2) tokens.Add(gCodebook.call(ids.narrow(1, 1, 1)));
-        var x = ln.call(tokens.Count == 1 ? tokens[0] : cat(tokens, 1));                         // (M, channel+1, W)
-        foreach (var block in blocks) x = block.Forward(x);
-        var h = norm.call(x.select(1, channel));
+        var token = channel switch
+        {
+            0 => condProj.call(input),
+            1 => rCodebook.call(input),
+            2 => gCodebook.call(input),
+            _ => throw new ArgumentOutOfRangeException(nameof(channel), channel, "a pixel has channels 0, 1 and 2"),
+        };                                                                                       // (M, W)
+        var x = ln.call(token);
+        var keys = new Tensor[blocks.Count];
+        var values = new Tensor[blocks.Count];
+        for (int i = 0; i < blocks.Count; i++)
+        {
+            Tensor? k = past?.Keys[i], v = past?.Values[i];
+            x = blocks[i].Step(x, ref k, ref v);
+            keys[i] = k!;
+            values[i] = v!;
+        }
+        var h = norm.call(x);
         var logits = channel switch
         {
             0 => rLogits.Forward(h, rCodebook.weight!),
             1 => gLogits.Forward(h, gCodebook.weight!),
-            2 => bLogits.Forward(h, bCodebook.weight!),
-            _ => throw new ArgumentOutOfRangeException(nameof(channel), channel, "a pixel has channels 0, 1 and 2"),
+            _ => bLogits.Forward(h, bCodebook.weight!),
         };
+        next = new PixelHeadCache(keys.Select(k => k.MoveToOuterDisposeScope()).ToArray(), values.Select(v => v.MoveToOuterDisposeScope()).ToArray());
         return logits.MoveToOuterDisposeScope();
     }
 
@@ -149,5 +169,51 @@ public sealed class PixelHead : NextLevel
         double rw = training ? RWeight : 1.0;
         var weights = tensor(new[] { (float)rw, 1f, 1f }, device: ce.device);
         return ((ce * weights).sum(1) / (rw + 2)).mean().MoveToOuterDisposeScope();
+    }
+}
+
+/// <summary>
+/// What a row's earlier positions left in each block of a <see cref="PixelHead"/>: keys and values (M,H,t,D) per block,
+/// handed from one channel step to the next. Owns its tensors.
+/// </summary>
+public sealed class PixelHeadCache : IDisposable
+{
+    internal PixelHeadCache(Tensor[] keys, Tensor[] values)
+    {
+        Keys = keys;
+        Values = values;
+    }
+
+    internal Tensor[] Keys { get; }
+    internal Tensor[] Values { get; }
+
+    /// <summary>Number of rows.</summary>
+    public long Rows => Keys[0].shape[0];
+
+    /// <summary>Rows <paramref name="start"/> to <paramref name="start"/>+<paramref name="length"/>, as views.</summary>
+    public PixelHeadCache Narrow(long start, long length) =>
+        new(Keys.Select(k => k.narrow(0, start, length)).ToArray(), Values.Select(v => v.narrow(0, start, length)).ToArray());
+
+    /// <summary>The rows of several caches one after another (copies).</summary>
+    public static PixelHeadCache Concat(IReadOnlyList<PixelHeadCache> parts)
+    {
+        if (parts.Count == 1) return parts[0].Narrow(0, parts[0].Rows);
+        int blocks = parts[0].Keys.Length;
+        return new(Enumerable.Range(0, blocks).Select(b => cat(parts.Select(p => p.Keys[b]).ToList(), 0)).ToArray(),
+            Enumerable.Range(0, blocks).Select(b => cat(parts.Select(p => p.Values[b]).ToList(), 0)).ToArray());
+    }
+
+    /// <summary>Moves every tensor to the dispose scope outside the current one (see TorchSharp's dispose scopes).</summary>
+    public PixelHeadCache MoveToOuterDisposeScope()
+    {
+        foreach (var t in Keys) t.MoveToOuterDisposeScope();
+        foreach (var t in Values) t.MoveToOuterDisposeScope();
+        return this;
+    }
+
+    public void Dispose()
+    {
+        foreach (var t in Keys) t.Dispose();
+        foreach (var t in Values) t.Dispose();
     }
 }

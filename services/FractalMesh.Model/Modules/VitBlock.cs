@@ -40,6 +40,37 @@ public sealed class SelfAttention : nn.Module
         o = o.transpose(1, 2).reshape(b, n, c);
         return projDrop.call(proj.call(o)).MoveToOuterDisposeScope();
     }
+
+    /// <summary>
+    /// One new position per row (M,C) attending to the keys and values of the positions before it (M,H,t,C/H) and to
+    /// itself, as the last position of a causal <see cref="Forward"/> does. <paramref name="keys"/> and
+    /// <paramref name="values"/> come back with the new position appended (M,H,t+1,C/H). With at most a few positions the
+    /// scores are row-wise products, not a batched matrix product per row and head.
+    /// </summary>
+    public Tensor Step(Tensor x, ref Tensor? keys, ref Tensor? values)
+    {
+        using var scope = NewDisposeScope();
+        long m = x.shape[0], c = x.shape[1], hd = c / heads;
+        var parts = qkv.call(x).view(m, 3, heads, hd);                             // (M, 3, H, D)
+        var q = parts.select(1, 0);                                                // (M, H, D)
+        var k = parts.select(1, 1).unsqueeze(2);                                   // (M, H, 1, D)
+        var v = parts.select(1, 2).unsqueeze(2);
+        var allKeys = keys is null ? k.contiguous() : cat([keys, k], 2);
+        var allValues = values is null ? v.contiguous() : cat([values, v], 2);
+        Tensor o;
+        if (allKeys.shape[2] == 1)
+        {
+            o = allValues.squeeze(2);                                              // softmax of one score is exactly 1
+        }
+        else
+        {
+            var scores = allKeys.mul(q.unsqueeze(2)).sum(-1).mul_(1.0 / Math.Sqrt(hd)); // (M, H, t+1)
+            o = allValues.mul(softmax(scores, -1).unsqueeze(-1)).sum(2);          // (M, H, D)
+        }
+        keys = allKeys.MoveToOuterDisposeScope();
+        values = allValues.MoveToOuterDisposeScope();
+        return projDrop.call(proj.call(o.reshape(m, c))).MoveToOuterDisposeScope();
+    }
 }
 
 /// <summary>timm's two-layer GELU MLP (<c>fc1</c>, <c>fc2</c>) with dropout after each layer.</summary>
@@ -88,6 +119,19 @@ public sealed class VitBlock : nn.Module
     {
         using var scope = NewDisposeScope();
         var h = x.add(attn.Forward(norm1.call(x)), Scalars.One);
+        return h.add(mlp.Forward(norm2.call(h)), Scalars.One).MoveToOuterDisposeScope();
+    }
+
+    /// <summary>
+    /// The block at one new position per row (M,C) of a causal sequence whose earlier positions' keys and values are
+    /// given (see <see cref="SelfAttention.Step"/>); equals the last position of <see cref="Forward"/> over the whole sequence.
+    /// </summary>
+    public Tensor Step(Tensor x, ref Tensor? keys, ref Tensor? values)
+    {
+        using var scope = NewDisposeScope();
+        var h = x.add(attn.Step(norm1.call(x), ref keys, ref values), Scalars.One);
+        if (keys is not null) keys = keys.MoveToOuterDisposeScope();
+        if (values is not null) values = values.MoveToOuterDisposeScope();
         return h.add(mlp.Forward(norm2.call(h)), Scalars.One).MoveToOuterDisposeScope();
     }
 }

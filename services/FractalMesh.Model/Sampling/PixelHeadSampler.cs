@@ -10,8 +10,21 @@ namespace FractalMesh.Model.Sampling;
 /// </summary>
 public sealed class PixelHeadSampler : IPatchSampler
 {
-    /// <summary>One call's input to a shared pass: the channel to sample, byte ids so far (n,3) and conditions (n,C).</summary>
-    public sealed record Pass(int Channel, Tensor Ids, Tensor Cond);
+    /// <summary>
+    /// One call's input to a shared pass: the channel to sample, what its position reads (conditions (n,C) for channel 0,
+    /// the byte ids (n) of the channel before otherwise) and the keys and values its earlier positions left.
+    /// </summary>
+    public sealed record Pass(int Channel, Tensor Input, PixelHeadCache? Cache);
+
+    /// <summary>A call's share of a pass: its logits (n,256) and, before the last channel, the cache for the next step.</summary>
+    public sealed record Output(Tensor Logits, PixelHeadCache? Cache) : IDisposable
+    {
+        public void Dispose()
+        {
+            Logits.Dispose();
+            Cache?.Dispose();
+        }
+    }
 
     readonly PixelHead head;
     readonly int level;
@@ -22,64 +35,70 @@ public sealed class PixelHeadSampler : IPatchSampler
         this.head = head;
         this.level = level;
         options = scheduling ?? SchedulerOptions.Default;
-        Scheduler = new StepScheduler<Pass, Tensor>(RunPasses, logits => logits.Dispose(), scheduling);
+        Scheduler = new StepScheduler<Pass, Output>(RunPasses, output => output.Dispose(), scheduling);
     }
 
     public int PatchSize => 1;
 
     /// <summary>The head's forward passes, shared by every call in flight.</summary>
-    public StepScheduler<Pass, Tensor> Scheduler { get; }
+    public StepScheduler<Pass, Output> Scheduler { get; }
 
     /// <summary>
-    /// The logits (n,256) of every waiting call's channel: one forward per channel present (the channels see 1, 2 or 3
-    /// positions), split back per call.
+    /// Every waiting call's step: one forward per channel present (each runs one position through the blocks), split back
+    /// per call.
     /// </summary>
-    Tensor[] RunPasses(IReadOnlyList<Pass> passes)
+    Output[] RunPasses(IReadOnlyList<Pass> passes)
     {
         using var _ = no_grad();
         using var scope = NewDisposeScope();
-        var split = new Tensor[passes.Count];
+        var split = new Output[passes.Count];
         foreach (var group in Enumerable.Range(0, passes.Count).GroupBy(i => passes[i].Channel))
         {
             var members = group.ToList();
-            if (members.Count == 1)
-            {
-                var p = passes[members[0]];
-                split[members[0]] = Logits(p.Ids, p.Cond, p.Channel).MoveToOuterDisposeScope();
-                continue;
-            }
-            var logits = Logits(cat(members.Select(i => passes[i].Ids).ToList(), 0),
-                cat(members.Select(i => passes[i].Cond).ToList(), 0), group.Key);
+            int channel = group.Key;
+            var input = members.Count == 1 ? passes[members[0]].Input : cat(members.Select(i => passes[i].Input).ToList(), 0);
+            var cache = channel == 0 ? null : PixelHeadCache.Concat(members.Select(i => passes[i].Cache!).ToList());
+            var (logits, next) = Step(channel, input, cache);
             long at = 0;
             foreach (int i in members)
             {
-                long n = passes[i].Ids.shape[0];
-                split[i] = logits.narrow(0, at, n).MoveToOuterDisposeScope();
+                long n = passes[i].Input.shape[0];
+                split[i] = new Output(logits.narrow(0, at, n).MoveToOuterDisposeScope(), next?.Narrow(at, n).MoveToOuterDisposeScope());
                 at += n;
             }
         }
         return split;
     }
 
-    /// <summary>One channel's logits, over chunks of rows whose activations stay in the caches (see <see cref="SchedulerOptions.ChunkRows"/>).</summary>
-    Tensor Logits(Tensor ids, Tensor cond, int channel)
+    /// <summary>
+    /// One channel step over chunks of rows whose activations stay in the caches (see <see cref="SchedulerOptions.ChunkRows"/>);
+    /// the last channel's cache is not kept.
+    /// </summary>
+    (Tensor Logits, PixelHeadCache? Cache) Step(int channel, Tensor input, PixelHeadCache? cache)
     {
-        long rows = ids.shape[0];
+        long rows = input.shape[0];
+        bool keep = channel < 2;
         long chunk = options.ChunkRows switch
         {
             > 0 => options.ChunkRows,
-            0 => Math.Max(16, options.ChunkActivations / ((channel + 1) * head.Width)),
+            0 => Math.Max(16, options.ChunkActivations / (4 * head.Width)),   // the MLP's hidden activations dominate
             _ => rows,
         };
-        if (rows <= chunk) return head.ChannelLogits(ids, cond, channel);
         using var scope = NewDisposeScope();
+        if (rows <= chunk)
+        {
+            var logits = head.StepLogits(channel, input, cache, out var next);
+            return (logits.MoveToOuterDisposeScope(), keep ? next.MoveToOuterDisposeScope() : null);
+        }
         var parts = new List<Tensor>();
+        var caches = new List<PixelHeadCache>();
         for (long at = 0; at < rows; at += chunk)
         {
             long n = Math.Min(chunk, rows - at);
-            parts.Add(head.ChannelLogits(ids.narrow(0, at, n), cond.narrow(0, at, n), channel));
+            parts.Add(head.StepLogits(channel, input.narrow(0, at, n), cache?.Narrow(at, n), out var next));
+            caches.Add(next);
         }
-        return cat(parts, 0).MoveToOuterDisposeScope();
+        return (cat(parts, 0).MoveToOuterDisposeScope(), keep ? PixelHeadCache.Concat(caches).MoveToOuterDisposeScope() : null);
     }
 
     public async Task<byte[]> SampleAsync(PatchRequest request, CancellationToken cancel = default)
@@ -108,57 +127,91 @@ public sealed class PixelHeadSampler : IPatchSampler
             temperature = tensor(todo.Select(r => request.Temperature[r]).ToArray(), device: device).unsqueeze(1).MoveToOuterDisposeScope();
             threshold = tensor(todo.Select(r => request.FilterThreshold[r]).ToArray(), device: device).unsqueeze(1).MoveToOuterDisposeScope();
         }
+        PixelHeadCache? cache = null;
+        var input = both;
         try
         {
-            var ids = new long[both.shape[0] * 3];
+            var values = new long[both.shape[0]];
+            // On a CPU, rows are mixed and drawn in cache-sized groups; elsewhere in one go (each group is a copy to the host).
+            long group = device.type == DeviceType.CPU ? SampleChunkRows : n;
+            var probs = new float[Math.Min(n, group) * 256];
             for (int channel = 0; channel < 3; channel++)
             {
                 cancel.ThrowIfCancellationRequested();
-                Pass pass;
-                using (var scope = NewDisposeScope()) pass = new Pass(channel, tensor(ids, device: device).reshape(-1, 3).MoveToOuterDisposeScope(), both);
-                Tensor logits;
-                try { logits = await Scheduler.RunAsync(pass, (int)both.shape[0], cancel); }
-                finally { pass.Ids.Dispose(); }
-                float[] probs;
-                using (logits)
-                using (no_grad())
-                using (var step = NewDisposeScope())
+                Output result;
+                try { result = await Scheduler.RunAsync(new Pass(channel, input, cache), (int)both.shape[0], cancel); }
+                finally
                 {
-                    var channelLogits = logits;                                            // (n or 2n, 256)
-                    Tensor mixed;
-                    if (request.Guided)
-                    {
-                        var c = channelLogits.narrow(0, 0, n) * temperature;
-                        var u = channelLogits.narrow(0, n, n) * temperature;
-                        // A row without guidance keeps its conditional logits exactly, as the reference does when cfg == 1.
-                        mixed = where(unguided, c, Guidance.Mix(c, u, cfg, threshold));
-                    }
-                    else
-                    {
-                        mixed = channelLogits * temperature;
-                    }
-                    probs = softmax(mixed, -1).cpu().data<float>().ToArray();
+                    if (!ReferenceEquals(input, both)) input.Dispose();
+                    input = both;
+                    cache?.Dispose();
+                    cache = null;
                 }
-                for (int i = 0; i < n; i++)
+                cache = result.Cache;
+                using (result.Logits)
                 {
-                    int r = todo[i];
-                    double u = request.Streams[r].Uniform(level, (RowStream.Purpose)((int)RowStream.Purpose.Red + channel), 0);
-                    int value = InverseCdf(probs.AsSpan(i * 256, 256), u);
-                    output[r * 3 + channel] = (byte)value;
-                    ids[i * 3 + channel] = value;
-                    if (request.Guided) ids[(n + i) * 3 + channel] = value;
+                    for (long at = 0; at < n; at += group)
+                    {
+                        int m = (int)Math.Min(group, n - at);
+                        Probabilities(result.Logits, request.Guided, n, at, m, temperature, cfg, unguided, threshold, probs);
+                        for (int i = 0; i < m; i++)
+                        {
+                            long row = at + i;
+                            int r = todo[row];
+                            double u = request.Streams[r].Uniform(level, (RowStream.Purpose)((int)RowStream.Purpose.Red + channel), 0);
+                            int value = InverseCdf(probs.AsSpan(i * 256, 256), u);
+                            output[r * 3 + channel] = (byte)value;
+                            values[row] = value;
+                            if (request.Guided) values[n + row] = value;
+                        }
+                    }
                 }
+                if (channel < 2)
+                    using (var scope = NewDisposeScope()) input = tensor(values, device: device).MoveToOuterDisposeScope();
             }
             return output;
         }
         finally
         {
+            if (!ReferenceEquals(input, both)) input.Dispose();
+            cache?.Dispose();
             both.Dispose();
             cfg.Dispose();
             unguided.Dispose();
             temperature.Dispose();
             threshold.Dispose();
         }
+    }
+
+    /// <summary>
+    /// Rows sampled together after a pass on a CPU: guidance, softmax and the draws of this many rows work on a few hundred
+    /// kilobytes that stay in the caches, instead of streaming the whole pass's logits through memory once per operation.
+    /// </summary>
+    const int SampleChunkRows = 512;
+
+    /// <summary>
+    /// <c>softmax(guided(temperature · logits))</c> of rows <paramref name="at"/>..+<paramref name="m"/> (of <paramref name="n"/>;
+    /// a guided pass holds the unconditional logits of row i at n+i), copied into <paramref name="probs"/>.
+    /// </summary>
+    static void Probabilities(Tensor logits, bool guided, long n, long at, int m, Tensor temperature, Tensor cfg, Tensor unguided, Tensor threshold, float[] probs)
+    {
+        using var _ = no_grad();
+        using var scope = NewDisposeScope();
+        var t = temperature.narrow(0, at, m);
+        Tensor mixed;
+        if (guided)
+        {
+            var c = logits.narrow(0, at, m) * t;
+            var u = logits.narrow(0, n + at, m) * t;
+            // A row without guidance keeps its conditional logits exactly, as the reference does when cfg == 1.
+            mixed = where(unguided.narrow(0, at, m), c, Guidance.Mix(c, u, cfg.narrow(0, at, m), threshold.narrow(0, at, m)));
+        }
+        else
+        {
+            mixed = logits.narrow(0, at, m) * t;
+        }
+        using var values = softmax(mixed, -1).cpu().data<float>();
+        values.CopyTo(probs);
     }
 
     /// <summary>The smallest value whose cumulative probability exceeds <paramref name="u"/> of the total.</summary>

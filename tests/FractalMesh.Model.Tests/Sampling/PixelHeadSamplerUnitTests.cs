@@ -66,7 +66,7 @@ public class PixelHeadSamplerUnitTests
     }
 
     [Fact]
-    public void EachChannelsLogitsFromItsOwnPositionsEqualTheFullPass()
+    public void ChannelStepsWithTheCacheEqualTheFullPass()
     {
         manual_seed(4);
         using var head = new PixelHead(condWidth: 16, width: 32, depth: 2, heads: 4, rWeight: 5);
@@ -76,16 +76,20 @@ public class PixelHeadSamplerUnitTests
         var ids = randint(0, 256, [64, 3], dtype: ScalarType.Int64);
         var cond = randn(64, 16);
         var full = head.Logits(ids, cond);
+        PixelHeadCache? cache = null;
         for (int channel = 0; channel < 3; channel++)
         {
-            var own = head.ChannelLogits(ids, cond, channel);
+            var input = channel == 0 ? cond : ids.select(1, channel - 1);
+            var own = head.StepLogits(channel, input, cache, out var next);
+            cache?.Dispose();
+            cache = next;
             double error = (own - full.select(1, channel)).abs().max().item<float>();
             Assert.True(error <= 1e-5, $"channel {channel}: max abs difference {error}");
         }
-        // Channels after the sampled one do not matter: changing them leaves the logits as they were.
-        var changed = ids.clone();
-        changed.select(1, 2).fill_(7);
-        Assert.Equal(head.ChannelLogits(ids, cond, 1).data<float>().ToArray(), head.ChannelLogits(changed, cond, 1).data<float>().ToArray());
+        cache!.Dispose();
+
+        // The cache is what the steps after the first read: without one, channel 1 is refused.
+        Assert.Throws<ArgumentException>(() => head.StepLogits(1, ids.select(1, 0), null, out var unused));
     }
 
     /// <summary>Samples on the thread pool and waits: the test's dispose scope stays on this thread.</summary>
