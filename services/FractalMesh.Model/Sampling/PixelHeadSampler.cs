@@ -133,7 +133,7 @@ public sealed class PixelHeadSampler : IPatchSampler
         {
             var values = new long[both.shape[0]];
             // On a CPU, rows are mixed and drawn in cache-sized groups; elsewhere in one go (each group is a copy to the host).
-            long group = device.type == DeviceType.CPU ? SampleChunkRows : n;
+            long group = device.type == TorchSharp.DeviceType.CPU ? SampleChunkRows : n;
             var probs = new float[Math.Min(n, group) * 256];
             for (int channel = 0; channel < 3; channel++)
             {
