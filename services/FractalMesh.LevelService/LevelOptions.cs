@@ -49,6 +49,14 @@ public sealed class LevelOptions : IValidatableObject
     [Range(1, 1_000_000, ErrorMessage = "Level:MaxBatchRows must be between 1 and 1000000")]
     public int MaxBatchRows { get; set; } = 1024;
 
+    /// <summary>
+    /// Rows per chunk of a pass: a larger pass runs its transformer chunk by chunk so that activations stay in the CPU's
+    /// caches (each row's result is the same either way). 0 (default): about 2²⁰ activations a chunk, the measured best on
+    /// a CPU; -1: never chunk, the setting for a GPU, where chunks only add kernel launches.
+    /// </summary>
+    [Range(-1, 1_000_000, ErrorMessage = "Level:ChunkRows must be -1 (never chunk), 0 (automatic) or a row count up to 1000000")]
+    public int ChunkRows { get; set; }
+
     /// <summary>Most rows admitted at once (in flight); a call that would exceed it is answered RESOURCE_EXHAUSTED. Default 8192.</summary>
     [Range(1, 100_000_000, ErrorMessage = "Level:MaxQueueRows must be between 1 and 100000000")]
     public int MaxQueueRows { get; set; } = 8192;

@@ -82,7 +82,7 @@ public sealed class ServedLevels : IDisposable
 
             var samplers = new Dictionary<int, IPatchSampler>();
             RemotePatchSampler? remote = null;
-            var scheduling = new SchedulerOptions { MaxRowsPerPass = options.MaxBatchRows };
+            var scheduling = new SchedulerOptions { MaxRowsPerPass = options.MaxBatchRows, ChunkRows = options.ChunkRows };
             IPatchSampler Timed(IPatchSampler sampler, int level) => telemetry is null ? sampler : new TimedPatchSampler(sampler, level, telemetry);
             var statistics = new List<(int, PassStatistics)>();
             void Observe(PassStatistics s, int level)

@@ -165,14 +165,20 @@ public static class BenchCommand
     /// Multiply-adds (2 FLOPs each) of the transformer blocks over <paramref name="rows"/> rows of a level's passes: per token
     /// and block 24·C² (qkv, projection, MLP ×4) plus 4·T·C (attention). A MAR level sees its patches and its condition
     /// tokens; each of the pixel head's three channel steps runs one new position through the blocks (its cache holds the
-    /// ones before), attending to 1, 2 and 3 positions. Embeddings and output projections are left out, so the rate is a
-    /// lower bound.
+    /// ones before), attending to 1, 2 and 3 positions, plus its logits and condition projections. The MAR levels' embeddings
+    /// and output projections are left out, so their rates are lower bounds.
     /// </summary>
     static double PassFlops(FractalModel model, int level, long rows)
     {
         var config = model.Config;
         double tokens, width = config.Widths[Math.Min(level, config.Widths.Length - 1)], blocks = config.Blocks[Math.Min(level, config.Blocks.Length - 1)];
-        if (level == config.Levels) return rows * blocks * (24.0 * width * width + 4.0 * 2 * width);
+        if (level == config.Levels)
+        {
+            // The head's projections are a large share at its width, so they count: the codebook logits (256 values) every
+            // step and the condition's projection once a pixel (every third step).
+            double condWidth = config.Widths[level - 1];
+            return rows * (blocks * (24.0 * width * width + 4.0 * 2 * width) + 2.0 * 256 * width + 2.0 * condWidth * width / 3);
+        }
         else
         {
             var node = model;

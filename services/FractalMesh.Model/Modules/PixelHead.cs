@@ -87,6 +87,8 @@ public sealed class PixelHead : NextLevel
     /// <summary>
     /// Teacher-forced logits: byte ids (M,3) and conditions (M,C) → (M,3,256). Row <c>m</c>, channel <c>i</c> sees only
     /// the condition and channels before <c>i</c>, so sampling can call this with unknown channels set to anything.
+    /// The reference also runs the blue value's own position through the blocks; with causal attention nothing reads it,
+    /// so it is left out (three positions instead of four, the same logits).
     /// </summary>
     public Tensor Logits(Tensor ids, Tensor cond)
     {
@@ -95,8 +97,7 @@ public sealed class PixelHead : NextLevel
             condProj.call(cond).unsqueeze(1),                       // (M, 1, W)
             rCodebook.call(ids.narrow(1, 0, 1)),                    // (M, 1, W)
             gCodebook.call(ids.narrow(1, 1, 1)),
-            bCodebook.call(ids.narrow(1, 2, 1)),
-        ], 1);                                                      // (M, 4, W)
+        ], 1);                                                      // (M, 3, W)
         x = ln.call(x);
         foreach (var block in blocks) x = block.Forward(x);
         x = norm.call(x);
