@@ -16,8 +16,9 @@ public sealed record LevelShape(int Level, int PatchSize, int CondWidth, int Min
 {
     /// <summary>
     /// The shape of <paramref name="level"/> in a model of <paramref name="config"/>: levels below 0 get exactly as many
-    /// conditions as the generator above hands down (MAR: its own output and four neighbours; AR: one), level 0 gets its
-    /// class embedding repeated (between what its generator reads and five).
+    /// conditions as the generator above hands down (a MAR level hands what the level below reads: a MAR level its
+    /// <c>num_conds</c>, an AR level or the pixel head one; an AR level hands one), level 0 gets its class embedding
+    /// repeated (between what its generator reads and five).
     /// </summary>
     public static LevelShape Of(FractalConfig config, int level)
     {
@@ -29,7 +30,7 @@ public sealed record LevelShape(int Level, int PatchSize, int CondWidth, int Min
             int reads = config.Generators[0] == GeneratorKind.Mar ? config.NumConds : 1;
             return new LevelShape(0, config.ImageSizes[0], config.Widths[0], reads, 5, numIter);
         }
-        int handed = config.Generators[level - 1] == GeneratorKind.Mar ? 5 : 1;
+        int handed = config.Generators[level - 1] == GeneratorKind.Mar ? config.ConditionsRead(level) : 1;
         return new LevelShape(level, config.ImageSizes[level], config.Widths[level - 1], handed, handed, numIter);
     }
 }

@@ -226,7 +226,8 @@ public class PatchRowCodecUnitTests
         var config = TestModel.Model.Config;   // sizes 16, 4, 1; widths 64, 32, 16; MAR, MAR
         Assert.Equal(new LevelShape(0, 16, 64, 5, 5, 2), LevelShape.Of(config, 0));
         Assert.Equal(new LevelShape(1, 4, 64, 5, 5, 1), LevelShape.Of(config, 1));
-        Assert.Equal(new LevelShape(2, 1, 32, 5, 5, 0), LevelShape.Of(config, 2));
+        // The pixel head reads one condition, so the MAR level above hands down only that one.
+        Assert.Equal(new LevelShape(2, 1, 32, 1, 1, 0), LevelShape.Of(config, 2));
         Assert.Throws<ArgumentOutOfRangeException>(() => LevelShape.Of(config, 3));
     }
 }

@@ -42,6 +42,13 @@ public sealed record FractalConfig
     /// <summary>Number of generator levels (the pixel head is not counted).</summary>
     public int Levels => ImageSizes.Length - 1;
 
+    /// <summary>
+    /// How many conditions level <paramref name="level"/> reads from the level above: a MAR level its
+    /// <see cref="NumConds"/> (its patch's output and neighbours), an AR level and the pixel head (level
+    /// <see cref="Levels"/>) one.
+    /// </summary>
+    public int ConditionsRead(int level) => level < Levels && Generators[level] == GeneratorKind.Mar ? NumConds : 1;
+
     /// <summary>Patches per side at level <paramref name="level"/>.</summary>
     public int Grid(int level) => ImageSizes[level] / ImageSizes[level + 1];
 

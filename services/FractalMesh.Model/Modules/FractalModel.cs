@@ -63,7 +63,8 @@ public sealed class FractalModel : NextLevel
         generator = config.Generators[level] switch
         {
             GeneratorKind.Mar => new MarGenerator(seqLen, patch, condWidth, config.Widths[level], config.Blocks[level],
-                config.Heads[level], config.NumConds, config.GuidingPixel && level > 0, config.AttnDropout, config.ProjDropout),
+                config.Heads[level], config.NumConds, config.GuidingPixel && level > 0, config.AttnDropout, config.ProjDropout,
+                config.ConditionsRead(level + 1)),
             _ => new ArGenerator(seqLen, patch, condWidth, config.Widths[level], config.Blocks[level], config.Heads[level],
                 config.ProjDropout),
         };

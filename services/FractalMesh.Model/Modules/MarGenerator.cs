@@ -7,7 +7,8 @@ namespace FractalMesh.Model.Modules;
 
 /// <summary>
 /// A masked bidirectional transformer level (MAR, paper §3.2): condition tokens (and a guiding-pixel token where enabled)
-/// followed by one token per patch, masked patches replaced by a learned token; returns five conditions per patch.
+/// followed by one token per patch, masked patches replaced by a learned token; hands each patch down with up to five
+/// conditions (its own output and its four neighbours'), as many as the level below reads.
 /// </summary>
 public sealed class MarGenerator : Generator
 {
@@ -33,13 +34,17 @@ public sealed class MarGenerator : Generator
     /// <summary>The guiding-pixel head, where enabled.</summary>
     public PixelHead? GuidingPixelHead => guidingPixelHead;
 
-    public override int OutputConds => 5;
+    public override int OutputConds { get; }
 
+    // handDown: the conditions the level below reads (1 to 5). The reference computes all five for every patch, but a
+    // pixel head or an AR level reads only the first, so only those are gathered.
     public MarGenerator(int seqLen, int patchSize, int condWidth, int width, int depth, int heads, int numConds,
-        bool guidingPixel, double attnDropout, double projDropout)
+        bool guidingPixel, double attnDropout, double projDropout, int handDown = 5)
         : base(nameof(MarGenerator), seqLen, patchSize, width)
     {
+        if (handDown is < 1 or > 5) throw new ArgumentOutOfRangeException(nameof(handDown), handDown, "a MAR level hands down 1 to 5 conditions");
         NumConds = numConds;
+        OutputConds = handDown;
         int prefix = numConds + (guidingPixel ? 1 : 0);
         maskToken = new Parameter(zeros(1, 1, width));
         posEmbed = new Parameter(zeros(1, seqLen + prefix, width));
@@ -62,11 +67,12 @@ public sealed class MarGenerator : Generator
     }
 
     /// <summary>
-    /// Conditions for every patch: <paramref name="patches"/> (N,S,3p²) normalized, <paramref name="mask"/> (N,S) with 1 = masked,
-    /// <paramref name="conds"/> the <see cref="NumConds"/> conditions (N,C') from above, then the guiding pixel (N,3) where enabled.
-    /// Returns middle, top, right, bottom, left, each (N,S,C), zeros beyond the border.
+    /// The transformer's output for every patch: <paramref name="patches"/> (N,S,3p²) normalized, <paramref name="mask"/>
+    /// (N,S) with 1 = masked, <paramref name="conds"/> the <see cref="NumConds"/> conditions (N,C') from above, then the
+    /// guiding pixel (N,3) where enabled. Returns (N,S,C); <see cref="Conditions"/> turns it into the conditions of the
+    /// patches handed down.
     /// </summary>
-    public Tensor[] Predict(Tensor patches, Tensor mask, IReadOnlyList<Tensor> conds)
+    public Tensor Encode(Tensor patches, Tensor mask, IReadOnlyList<Tensor> conds)
     {
         using var scope = NewDisposeScope();
         var tokens = new List<Tensor>();
@@ -81,20 +87,53 @@ public sealed class MarGenerator : Generator
         x = patchEmbLn.call(x);
         foreach (var block in blocks) x = block.Forward(x);
         x = norm.call(x);
+        return x.narrow(1, prefix, SeqLen).contiguous().MoveToOuterDisposeScope();  // (N, S, C)
+    }
 
-        var middle = x.narrow(1, prefix, SeqLen);                                  // (N, S, C)
-        long n = middle.shape[0], c = middle.shape[2];
-        int g = Grid;
-        var grid = middle.reshape(n, g, g, c);                                     // (N, h, w, C)
-        var zRow = zeros(n, 1, g, c, dtype: x.dtype, device: x.device);
-        var zCol = zeros(n, g, 1, c, dtype: x.dtype, device: x.device);
-        var top = cat([zRow, grid.narrow(1, 0, g - 1)], 1);
-        var right = cat([grid.narrow(2, 1, g - 1), zCol], 2);
-        var bottom = cat([grid.narrow(1, 1, g - 1), zRow], 1);
-        var left = cat([zCol, grid.narrow(2, 0, g - 1)], 2);
-        var outputs = new[] { middle.contiguous(), top, right, bottom, left }
-            .Select(t => t.reshape(n, SeqLen, c).MoveToOuterDisposeScope()).ToArray();
-        return outputs;
+    /// <summary>
+    /// The first <paramref name="count"/> of the five conditions of the patches at flat positions
+    /// <c>row·S + patch</c> of <paramref name="encoded"/> (N,S,C, from <see cref="Encode"/>): the patch's own output, then
+    /// its top, right, bottom and left neighbours' (zeros beyond the border), each (n,C). Only the listed patches are
+    /// gathered, instead of five (N,S,C) tensors of which most rows are thrown away.
+    /// </summary>
+    public Tensor[] Conditions(Tensor encoded, long[] index, int count)
+    {
+        if (count is < 1 or > 5) throw new ArgumentOutOfRangeException(nameof(count), count, "a patch has 1 to 5 conditions");
+        using var scope = NewDisposeScope();
+        var flat = encoded.reshape(-1, encoded.shape[2]);
+        var device = encoded.device;
+        var result = new Tensor[count];
+        result[0] = flat.index_select(0, tensor(index, device: device));
+        ReadOnlySpan<(int Dy, int Dx)> shifts = [(-1, 0), (0, 1), (1, 0), (0, -1)];
+        for (int k = 1; k < count; k++)
+        {
+            var (dy, dx) = shifts[k - 1];
+            var at = new long[index.Length];
+            var outside = new bool[index.Length];
+            for (int i = 0; i < index.Length; i++)
+            {
+                long patch = index[i] % SeqLen;
+                long y = patch / Grid + dy, x = patch % Grid + dx;
+                outside[i] = y < 0 || y >= Grid || x < 0 || x >= Grid;
+                at[i] = outside[i] ? index[i] : index[i] + dy * Grid + dx;
+            }
+            result[k] = flat.index_select(0, tensor(at, device: device))
+                .masked_fill(tensor(outside, device: device).unsqueeze(1), Scalars.Zero);
+        }
+        return result.Select(t => t.MoveToOuterDisposeScope()).ToArray();
+    }
+
+    /// <summary>
+    /// All five conditions of every patch (the reference's output): middle, top, right, bottom, left, each (N,S,C), zeros
+    /// beyond the border. Sampling and training gather only what they hand down (<see cref="Conditions"/>).
+    /// </summary>
+    public Tensor[] Predict(Tensor patches, Tensor mask, IReadOnlyList<Tensor> conds)
+    {
+        using var scope = NewDisposeScope();
+        var encoded = Encode(patches, mask, conds);
+        long n = encoded.shape[0], c = encoded.shape[2];
+        var all = Enumerable.Range(0, (int)(n * SeqLen)).Select(i => (long)i).ToArray();
+        return Conditions(encoded, all, 5).Select(t => t.reshape(n, SeqLen, c).MoveToOuterDisposeScope()).ToArray();
     }
 
     /// <summary>
@@ -132,9 +171,9 @@ public sealed class MarGenerator : Generator
         {
             gpLoss = zeros([], device: images.device);
         }
-        var outputs = Predict(patches, mask, inputs);
+        var encoded = Encode(patches, mask, inputs);
         var keep = mask.reshape(-1).nonzero().squeeze(1);                          // masked rows, row-major
-        var next = outputs.Select(o => o.reshape(-1, o.shape[2]).index_select(0, keep).MoveToOuterDisposeScope()).ToArray();
+        var next = Conditions(encoded, keep.cpu().data<long>().ToArray(), OutputConds).Select(t => t.MoveToOuterDisposeScope()).ToArray();
         var nextPatches = patches.reshape(-1, patches.shape[2]).index_select(0, keep)
             .reshape(-1, 3, PatchSize, PatchSize);
         return new LevelInputs(nextPatches.MoveToOuterDisposeScope(), next, gpLoss.MoveToOuterDisposeScope());

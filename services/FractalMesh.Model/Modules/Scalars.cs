@@ -10,5 +10,6 @@ namespace FractalMesh.Model.Modules;
 internal static class Scalars
 {
     public static readonly Scalar One = 1.ToScalar();
+    public static readonly Scalar Zero = 0f.ToScalar();
     public static readonly Scalar ByteMax = 255f.ToScalar();
 }

@@ -30,7 +30,7 @@ public sealed class ArLevelSampler(ArGenerator generator, int level, IPatchSampl
                 var pairs = t < request.StartStep ? []
                     : Enumerable.Range(0, rows).Where(r => canvas.KnownInPatch(r, t) < full).Select(r => (r, t)).ToList();
                 var rowCfg = request.Cfg.Select(c => request.LinearCfg ? (float)MarSchedule.LinearCfgAr(c, S, t) : c).ToArray();
-                Tensor outputs;
+                Tensor output;
                 using (no_grad())
                 using (var scope = NewDisposeScope())
                 {
@@ -40,12 +40,12 @@ public sealed class ArLevelSampler(ArGenerator generator, int level, IPatchSampl
                         previous = canvas.Patches(device).select(1, t - 1);               // (R, 3p²)
                         if (request.Guided) previous = cat([previous, previous], 0);
                     }
-                    var output = generator.Step(previous, cond, t, cache);              // (R or 2R, C)
-                    // Present the step's output as (rows, S, C) with only column t filled, so children gather by (row, patch).
-                    outputs = zeros(output.shape[0], S, output.shape[1], device: device)
-                        .index_copy_(1, tensor(new long[] { t }, device: device), output.unsqueeze(1)).MoveToOuterDisposeScope();
+                    output = generator.Step(previous, cond, t, cache).MoveToOuterDisposeScope(); // (R or 2R, C)
                 }
-                using (outputs) await SampleChildrenAsync(request, canvas, pairs, [outputs], rowCfg, cancel);
+                // Children are listed by (row, patch) as row·S + patch; the step's output has one row per row.
+                using (output)
+                    await SampleChildrenAsync(request, canvas, pairs,
+                        index => [output.index_select(0, tensor(index.Select(i => i / S).ToArray(), device: device))], rowCfg, cancel);
                 if (t >= request.StartStep && request.OnStep is { } onStep)
                     await onStep(new LevelStep(t, S, (byte[])canvas.Bytes.Clone(), (bool[])canvas.Done.Clone()));
             }

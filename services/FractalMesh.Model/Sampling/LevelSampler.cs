@@ -95,12 +95,12 @@ public abstract class LevelSampler(int level, int seqLen, int patchSize, IPatchS
     };
 
     /// <summary>
-    /// Hands the listed (row, patch) pairs to the next sampler with their conditions (rows of <paramref name="outputs"/>
-    /// flattened as row·S + patch, conditional rows first, then null rows) and writes the completed patches back.
-    /// <paramref name="outputs"/> stay the caller's.
+    /// Hands the listed (row, patch) pairs to the next sampler with their conditions and writes the completed patches back.
+    /// <paramref name="conditions"/> gives the conditions (n,C each) of the patches at flat positions row·S + patch of the
+    /// level's pass (conditional rows first, then null rows); it runs in a dispose scope that the results leave.
     /// </summary>
     protected async Task SampleChildrenAsync(PatchRequest request, Canvas canvas, IReadOnlyList<(int Row, int Patch)> pairs,
-        Tensor[] outputs, float[] rowCfg, CancellationToken cancel)
+        Func<long[], Tensor[]> conditions, float[] rowCfg, CancellationToken cancel)
     {
         if (pairs.Count == 0) return;
         int n = pairs.Count, pp = PatchSize * PatchSize, rows = request.Rows;
@@ -111,13 +111,9 @@ public abstract class LevelSampler(int level, int seqLen, int patchSize, IPatchS
         // The conditions are gathered in a scope of their own (no scope may span an await) and handed out of it.
         using (var scope = NewDisposeScope())
         {
-            var device = outputs[0].device;
             // Indices built in managed code: no tensor-scalar arithmetic (see Modules/Scalars.cs).
-            Tensor[] Gather(int offsetRows)
-            {
-                var index = tensor(pairs.Select(p => (long)(p.Row + offsetRows) * SeqLen + p.Patch).ToArray(), device: device);
-                return outputs.Select(o => o.reshape(-1, o.shape[2]).index_select(0, index).MoveToOuterDisposeScope()).ToArray();
-            }
+            Tensor[] Gather(int offsetRows) =>
+                conditions(pairs.Select(p => (long)(p.Row + offsetRows) * SeqLen + p.Patch).ToArray()).Select(t => t.MoveToOuterDisposeScope()).ToArray();
             child = new PatchRequest
             {
                 Conds = Gather(0),

@@ -30,47 +30,46 @@ public sealed class MarLevelSampler : LevelSampler
             0 => Math.Max(16, options.ChunkActivations / (tokens * generator.Width)),
             _ => 0,
         };
-        Scheduler = new StepScheduler<Pass, Tensor[]>(RunPasses, outputs => { foreach (var t in outputs) t.Dispose(); }, scheduling);
+        Scheduler = new StepScheduler<Pass, Tensor>(RunPasses, encoded => encoded.Dispose(), scheduling);
     }
 
     /// <summary>The level's forward passes, shared by every call in flight.</summary>
-    public StepScheduler<Pass, Tensor[]> Scheduler { get; }
+    public StepScheduler<Pass, Tensor> Scheduler { get; }
 
-    /// <summary>One forward pass over the inputs of every waiting call, split back per call (views of the shared outputs).</summary>
-    Tensor[][] RunPasses(IReadOnlyList<Pass> passes)
+    /// <summary>One forward pass over the inputs of every waiting call, split back per call (views of the shared output).</summary>
+    Tensor[] RunPasses(IReadOnlyList<Pass> passes)
     {
         using var _ = no_grad();
         using var scope = NewDisposeScope();
-        if (passes.Count == 1)
-            return [Predict(passes[0].Patches, passes[0].Mask, passes[0].Conds).Select(t => t.MoveToOuterDisposeScope()).ToArray()];
+        if (passes.Count == 1) return [Encode(passes[0].Patches, passes[0].Mask, passes[0].Conds).MoveToOuterDisposeScope()];
         var patches = cat(passes.Select(p => p.Patches).ToList(), 0);
         var mask = cat(passes.Select(p => p.Mask).ToList(), 0);
         var conds = Enumerable.Range(0, passes[0].Conds.Length).Select(k => cat(passes.Select(p => p.Conds[k]).ToList(), 0)).ToArray();
-        var outputs = Predict(patches, mask, conds);
-        var split = new Tensor[passes.Count][];
+        var encoded = Encode(patches, mask, conds);
+        var split = new Tensor[passes.Count];
         long at = 0;
         for (int i = 0; i < passes.Count; i++)
         {
             long n = passes[i].Patches.shape[0];
-            split[i] = outputs.Select(o => o.narrow(0, at, n).MoveToOuterDisposeScope()).ToArray();
+            split[i] = encoded.narrow(0, at, n).MoveToOuterDisposeScope();
             at += n;
         }
         return split;
     }
 
-    /// <summary>The generator's prediction, over chunks of <see cref="SchedulerOptions.ChunkRows"/> rows when set.</summary>
-    Tensor[] Predict(Tensor patches, Tensor mask, Tensor[] conds)
+    /// <summary>The transformer's output (N,S,C), over chunks of <see cref="SchedulerOptions.ChunkRows"/> rows when set.</summary>
+    Tensor Encode(Tensor patches, Tensor mask, Tensor[] conds)
     {
         long rows = patches.shape[0];
-        if (chunkRows <= 0 || rows <= chunkRows) return generator.Predict(patches, mask, conds);
+        if (chunkRows <= 0 || rows <= chunkRows) return generator.Encode(patches, mask, conds);
         using var scope = NewDisposeScope();
-        var parts = new List<Tensor[]>();
+        var parts = new List<Tensor>();
         for (long at = 0; at < rows; at += chunkRows)
         {
             long n = Math.Min(chunkRows, rows - at);
-            parts.Add(generator.Predict(patches.narrow(0, at, n), mask.narrow(0, at, n), conds.Select(c => c.narrow(0, at, n)).ToArray()));
+            parts.Add(generator.Encode(patches.narrow(0, at, n), mask.narrow(0, at, n), conds.Select(c => c.narrow(0, at, n)).ToArray()));
         }
-        return Enumerable.Range(0, parts[0].Length).Select(k => cat(parts.Select(p => p[k]).ToList(), 0).MoveToOuterDisposeScope()).ToArray();
+        return cat(parts, 0).MoveToOuterDisposeScope();
     }
 
     public override async Task<byte[]> SampleAsync(PatchRequest request, CancellationToken cancel = default)
@@ -140,11 +139,11 @@ public sealed class MarLevelSampler : LevelSampler
                             ? new Pass(cat([patches, patches], 0).MoveToOuterDisposeScope(), cat([mask, mask], 0).MoveToOuterDisposeScope(), conds)
                             : new Pass(patches.MoveToOuterDisposeScope(), mask.MoveToOuterDisposeScope(), conds);
                     }
-                    Tensor[] outputs;
-                    try { outputs = await Scheduler.RunAsync(pass, (int)pass.Patches.shape[0], cancel); }
+                    Tensor encoded;
+                    try { encoded = await Scheduler.RunAsync(pass, (int)pass.Patches.shape[0], cancel); }
                     finally { pass.Patches.Dispose(); pass.Mask.Dispose(); }
-                    try { await SampleChildrenAsync(request, canvas, pairs, outputs, rowCfg, cancel); }
-                    finally { foreach (var o in outputs) o.Dispose(); }
+                    using (encoded)
+                        await SampleChildrenAsync(request, canvas, pairs, index => generator.Conditions(encoded, index, generator.OutputConds), rowCfg, cancel);
                 }
                 foreach (var (r, j) in pairs) masked[r * S + j] = false;
                 if (request.OnStep is { } onStep) await onStep(new LevelStep(t, iters, (byte[])canvas.Bytes.Clone(), (bool[])canvas.Done.Clone()));
