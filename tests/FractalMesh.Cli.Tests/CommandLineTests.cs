@@ -208,6 +208,18 @@ public sealed class CommandLineTests : IDisposable
     }
 
     [Fact]
+    public void TheReadmeShowsWhatHelpPrints()
+    {
+        var (_, output, _) = Run("--help");
+        // The root command is named after the running program: the test host here, fractalmesh for users.
+        var program = System.Text.RegularExpressions.Regex.Match(output, @"Usage:\n  (\S+) ").Groups[1].Value;
+        string help = output.Replace($"  {program} [command]", "  fractalmesh [command]").TrimEnd();
+        string readme = File.ReadAllText(Path.Combine(TestPaths.RepositoryRoot, "README.md"));
+        int start = readme.IndexOf("```text\n", readme.IndexOf("## The command line", StringComparison.Ordinal), StringComparison.Ordinal) + "```text\n".Length;
+        Assert.Equal(help, readme[start..readme.IndexOf("\n```", start, StringComparison.Ordinal)]);
+    }
+
+    [Fact]
     public void AnUnknownOptionExitsTwoNamingIt()
     {
         var (code, output, error) = Run("generate", "--model", TinyModel(), "--no-such-option", "--out", dir);

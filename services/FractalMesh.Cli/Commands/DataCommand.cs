@@ -30,7 +30,7 @@ public static class DataCommand
             output, size, cache, from,
         };
         emoji.SetAction((r, cancel) => BuildEmojiAsync(r.GetValue(size), r.GetValue(output), r.GetValue(cache), r.GetValue(from), cancel));
-        return new Command("data", "build a training dataset") { emoji };
+        return new Command("data", "build a training dataset (data emoji: the emoji set from npm)") { emoji };
     }
 
     static async Task<int> BuildEmojiAsync(int size, string? output, string? cache, string? sourceFolder, CancellationToken cancel)

@@ -25,7 +25,7 @@ public static class EvalNllCommand
         var batch = CliOptions.Int("--batch", "images per batch", 32, 1, 4096);
         var limit = CliOptions.OptionalInt("--limit", "evaluate the first N test images only", 1);
         var seed = CliOptions.Long("--seed", "the seed of the MAR orders", 0, 0);
-        var command = new Command("eval-nll", "test-split bits/dim (unconditional, equal channel weights) beside lossless WebP and PNG at maximum effort")
+        var command = new Command("eval-nll", "test-split bits/dim (unconditional, equal channel weights) beside lossless WebP and PNG at maximum effort (--codecs-only: the codecs alone)")
         {
             model, preset, data, device, passes, batch, limit, seed, codecsOnly,
         };
