@@ -13,7 +13,8 @@ public sealed class CommandLineTests : IDisposable
 
     public void Dispose() => Directory.Delete(dir, true);
 
-    static (int Code, string Out, string Err) Run(params string[] args)
+    /// <summary>Runs the command line in this process with the console captured.</summary>
+    internal static (int Code, string Out, string Err) Run(params string[] args)
     {
         var (oldOut, oldErr) = (Console.Out, Console.Error);
         using var o = new StringWriter();
@@ -169,6 +170,76 @@ public sealed class CommandLineTests : IDisposable
         var close = EvalNllCommand.Table(report with { Model = new(2.05, 0.05, 23) }).Split('\n', StringSplitOptions.RemoveEmptyEntries);
         Assert.EndsWith("← best", close[2]);
         Assert.Contains("overlaps that of FractalMesh (this model)", close[4]);
+    }
+
+    [Fact]
+    public void GenerateHelpPrintsTheOptionsAndExitsZero()
+    {
+        var (code, output, error) = Run("generate", "--help");
+        Assert.Equal(0, code);
+        Assert.Equal("", error);
+        foreach (var option in new[] { "--model", "--class", "--count", "--seed", "--cfg", "--schedule", "--temperature", "--filter", "--iters",
+                     "--out", "--device", "--endpoint", "--rest", "--api-key" })
+            Assert.Contains(option, output);
+    }
+
+    [Theory]
+    [InlineData("bench")]
+    [InlineData("train")]
+    [InlineData("eval-nll")]
+    [InlineData("data")]
+    [InlineData("export")]
+    [InlineData("inpaint")]
+    public void EveryCommandHasItsOwnHelp(string command)
+    {
+        var (code, output, _) = Run(command, "--help");
+        Assert.Equal(0, code);
+        Assert.Matches($@"\n  \S+ {command} [\[<]", output);   // the usage line (the root is named after the running program)
+    }
+
+    [Fact]
+    public void TheTopLevelHelpListsEveryCommand()
+    {
+        var (code, output, _) = Run("--help");
+        Assert.Equal(0, code);
+        foreach (var command in new[] { "verify-reference", "convert", "export", "presets", "data", "train", "eval-nll", "generate", "inpaint", "outpaint", "uncrop", "bench" })
+            Assert.Contains($"  {command}", output);
+        Assert.Equal(2, Run().Code);   // nothing asked: the same text, and a usage error
+    }
+
+    [Fact]
+    public void TheReadmeShowsWhatHelpPrints()
+    {
+        var (_, output, _) = Run("--help");
+        // The root command is named after the running program: the test host here, fractalmesh for users.
+        var program = System.Text.RegularExpressions.Regex.Match(output, @"Usage:\n  (\S+) ").Groups[1].Value;
+        string help = output.Replace($"  {program} [command]", "  fractalmesh [command]").TrimEnd();
+        string readme = File.ReadAllText(Path.Combine(TestPaths.RepositoryRoot, "README.md"));
+        int start = readme.IndexOf("```text\n", readme.IndexOf("## The command line", StringComparison.Ordinal), StringComparison.Ordinal) + "```text\n".Length;
+        Assert.Equal(help, readme[start..readme.IndexOf("\n```", start, StringComparison.Ordinal)]);
+    }
+
+    [Fact]
+    public void AnUnknownOptionExitsTwoNamingIt()
+    {
+        var (code, output, error) = Run("generate", "--model", TinyModel(), "--no-such-option", "--out", dir);
+        Assert.Equal(2, code);
+        Assert.Contains("--no-such-option", error);
+        Assert.Single(error.Trim().Split('\n'));
+        Assert.Equal("", output);
+    }
+
+    [Fact]
+    public void ASeedAboveTwoToThe32IsAcceptedAndNamesTheImages()
+    {
+        const long seed = (1L << 32) + 3;
+        var (code, output, err) = Run("generate", "--model", TinyModel(), "--class", "1", "--count", "2", "--seed", seed.ToString(), "--iters", "1,1", "--out", dir);
+        Assert.True(code == 0, err);
+        Assert.Contains($"seed {seed + 1}", output);
+        Assert.True(File.Exists(Path.Combine(dir, $"generate-seed{seed + 1}.png")), output);
+        (code, _, err) = Run("generate", "--model", TinyModel(), "--seed", "99999999999999999999", "--out", dir);
+        Assert.Equal(2, code);
+        Assert.Contains("--seed", err);
     }
 
     [Fact]

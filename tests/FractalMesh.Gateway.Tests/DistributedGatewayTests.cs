@@ -24,9 +24,11 @@ public sealed class DistributedGatewayFixture : IAsyncLifetime
 
     public async Task InitializeAsync()
     {
-        Level1 = await LevelServiceProcess.StartAsync(LevelServiceProcess.FreePort());
-        Level0 = await LevelServiceProcess.StartAsync(LevelServiceProcess.FreePort(), "--Level:FirstLevel=0", "--Level:LastLevel=0",
-            $"--Level:NextAddresses:0={Level1.Address}");
+        Level1 = await LevelServiceProcess.StartAsync(LevelServiceProcess.TinyModelSettings());
+        var level0 = LevelServiceProcess.TinyModelSettings(firstLevel: 0);
+        level0["Level:LastLevel"] = "0";
+        level0["Level:NextAddresses:0"] = Level1.Address;
+        Level0 = await LevelServiceProcess.StartAsync(level0);
         Gateway = await GatewayProcess.StartAsync($"--Gateway:LevelAddresses:0={Level0.Address}", "--Gateway:TorchThreads=1",
             $"--Gateway:LevelTimeoutSeconds={LevelTimeoutSeconds}", "--Gateway:MaxConcurrentRequests=16", "--Gateway:MaxQueuedRequests=16");
     }
@@ -87,8 +89,8 @@ public sealed partial class DistributedGatewayTests(GatewayProcess embedded, Dis
         var dir = Directory.CreateTempSubdirectory("fm-distributed-").FullName;
         try
         {
-            int code = await RemoteGenerate.RunAsync("generate", new Options(["--endpoint", Distributed.RestAddress.ToString(), "--class", "-1,7",
-                "--count", "2", "--seed", "42", "--cfg", "3", "--iters", "4,3", "--out", dir]));
+            int code = await CommandLine.RunAsync(["generate", "--endpoint", Distributed.GrpcAddress.ToString(), "--class", "-1,7",
+                "--count", "2", "--seed", "42", "--cfg", "3", "--iters", "4,3", "--out", dir]);
             Assert.Equal(0, code);
             var expected = await embedded.CallGrpcAsync(generate);
             for (int i = 0; i < 4; i++)

@@ -1,16 +1,16 @@
 using System.Net;
 using System.Text;
 using System.Text.Json;
+using FractalMesh.Client;
 using FractalMesh.Data;
 using FractalMesh.Protos.Api;
 using Google.Protobuf;
-using Google.Rpc;
 using Grpc.Core;
 using Xunit;
 
 namespace FractalMesh.Gateway.Tests;
 
-/// <summary>Calls one of the three methods over gRPC or over REST with the same request message.</summary>
+/// <summary>Calls one of the three methods over gRPC (through <see cref="FractalMeshClient"/>) or over REST with the same request message.</summary>
 public static class GatewayClient
 {
     public static string Path(IMessage request) => request switch
@@ -24,9 +24,9 @@ public static class GatewayClient
     public static async Task<GenerateResponse> CallGrpcAsync(this GatewayProcess gateway, IMessage request, CancellationToken cancel = default) =>
         request switch
         {
-            GenerateRequest g => await gateway.Grpc.GenerateAsync(g, cancellationToken: cancel),
-            InpaintRequest i => await gateway.Grpc.InpaintAsync(i, cancellationToken: cancel),
-            OutpaintRequest o => await gateway.Grpc.OutpaintAsync(o, cancellationToken: cancel),
+            GenerateRequest g => await gateway.Client.GenerateAsync(g, cancel),
+            InpaintRequest i => await gateway.Client.InpaintAsync(i, cancel),
+            OutpaintRequest o => await gateway.Client.OutpaintAsync(o, cancel),
             _ => throw new ArgumentException(request.GetType().Name),
         };
 
@@ -49,8 +49,7 @@ public static class GatewayClient
     }
 
     /// <summary>The fields a gRPC error's google.rpc.BadRequest names.</summary>
-    public static string[] ViolatedFields(RpcException e) =>
-        e.GetRpcStatus()?.GetDetail<BadRequest>()?.FieldViolations.Select(v => v.Field).ToArray() ?? [];
+    public static string[] ViolatedFields(RpcException e) => FractalMeshClient.FieldErrors(e).Select(v => v.Field).ToArray();
 
     /// <summary>The fields a REST error body's BadRequest detail names.</summary>
     public static string[] ViolatedFields(string body)

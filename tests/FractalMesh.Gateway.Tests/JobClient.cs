@@ -1,4 +1,5 @@
 using System.Net;
+using FractalMesh.Client;
 using FractalMesh.Data;
 using FractalMesh.Model.Checkpoints;
 using FractalMesh.Model.Sampling;
@@ -11,7 +12,7 @@ namespace FractalMesh.Gateway.Tests;
 /// <summary>Watching jobs, waiting on readiness, and the in-process reference a job's images must equal byte for byte.</summary>
 public static class JobClient
 {
-    public static bool IsFinished(JobState state) => state is JobState.Done or JobState.Failed or JobState.Cancelled;
+    public static bool IsFinished(JobState state) => FractalMeshClient.IsFinished(state);
 
     /// <summary>
     /// Watches a job over gRPC until its last event (done, failed or cancelled), calling <paramref name="onEvent"/> on each
@@ -23,10 +24,8 @@ public static class JobClient
         var events = new List<JobEvent>();
         try
         {
-            using var call = gateway.Jobs.WatchJob(new WatchJobRequest { Id = id }, cancellationToken: cancel.Token);
-            while (await call.ResponseStream.MoveNext(cancel.Token))
+            await foreach (var e in gateway.Client.WatchJobAsync(id, cancel: cancel.Token))
             {
-                var e = call.ResponseStream.Current;
                 events.Add(e);
                 onEvent?.Invoke(e);
                 if (IsFinished(e.State)) return events;

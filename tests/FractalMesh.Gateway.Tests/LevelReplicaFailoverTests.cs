@@ -15,8 +15,9 @@ public sealed class LevelReplicaFailoverTests(ITestOutputHelper output)
     public async Task AReplicaKilledMidRequestDoesNotFailTheRequest()
     {
         // A long batching window keeps every call inside its replica for a while: long enough to kill one mid-call.
-        var starting = new[] { LevelServiceProcess.StartAsync(LevelServiceProcess.FreePort(), "--Level:StartDelayMilliseconds=400"),
-            LevelServiceProcess.StartAsync(LevelServiceProcess.FreePort(), "--Level:StartDelayMilliseconds=400") };
+        var settings = LevelServiceProcess.TinyModelSettings();
+        settings["Level:StartDelayMilliseconds"] = "400";
+        var starting = new[] { LevelServiceProcess.StartAsync(settings), LevelServiceProcess.StartAsync(settings) };
         LevelServiceProcess[] replicas;
         try { replicas = await Task.WhenAll(starting); }
         catch

@@ -34,11 +34,12 @@ public sealed partial class LevelServiceFaultTests(ITestOutputHelper output)
         var total = Stopwatch.StartNew();
         long startMs = DateTimeOffset.UtcNow.ToUnixTimeMilliseconds();
         using var redis = new RedisServer();
-        int port = LevelServiceProcess.FreePort(), metricsPort = LevelServiceProcess.FreePort();
+        int port = TestPaths.FreePort(), metricsPort = TestPaths.FreePort();
         // Every call is held 100 ms before it starts: a level-0 step lasts at least that long, so the
         // kill, sent when this process sees a step's event, lands inside the job even when the machine is busy.
-        string[] level1 = ["--Level:StartDelayMilliseconds=100"];
-        var incarnations = new List<LevelServiceProcess> { await LevelServiceProcess.StartAsync(port, level1) };
+        var level1 = LevelServiceProcess.TinyModelSettings();
+        level1["Level:StartDelayMilliseconds"] = "100";
+        var incarnations = new List<LevelServiceProcess> { await LevelServiceProcess.StartAsync(level1, port) };
         LevelServiceProcess Current() { lock (incarnations) return incarnations[^1]; }
         try
         {
@@ -78,7 +79,7 @@ public sealed partial class LevelServiceFaultTests(ITestOutputHelper output)
             {
                 await killed[j].Task.WaitAsync(TimeSpan.FromSeconds(120));
                 var timer = Stopwatch.StartNew();
-                var restarted = await LevelServiceProcess.StartAsync(port, level1);
+                var restarted = await LevelServiceProcess.StartAsync(level1, port);
                 lock (incarnations) incarnations.Add(restarted);
                 restarts.Add(timer.Elapsed);
             }

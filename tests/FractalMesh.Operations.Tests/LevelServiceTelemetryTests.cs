@@ -62,6 +62,17 @@ public sealed class LevelServiceTelemetryTests
         return request;
     }
 
+    /// <summary>Request logs with their scopes: "TraceId:…" says which trace each incoming call belongs to.</summary>
+    static readonly string[] RequestLogging =
+    [
+        "--Logging:LogLevel:Default=Warning",
+        "--Logging:LogLevel:Microsoft.Hosting.Lifetime=Information",
+        "--Logging:LogLevel:Microsoft.AspNetCore.Hosting.Diagnostics=Information",
+        "--Logging:Console:FormatterName=simple",
+        "--Logging:Console:FormatterOptions:SingleLine=true",
+        "--Logging:Console:FormatterOptions:IncludeScopes=true",
+    ];
+
     [Fact]
     public async Task ACallsTraceReachesTheNextLevelAndMetricsAreScraped()
     {
@@ -69,15 +80,15 @@ public sealed class LevelServiceTelemetryTests
         await using var levelOne = await LevelServiceProcess.StartAsync(new Dictionary<string, string>
         {
             ["Level:Model"] = model, ["Level:FirstLevel"] = "1", ["Level:TorchThreads"] = "1",
-        });
-        int metricsPort = LevelServiceProcess.FreePort();
+        }, logging: RequestLogging);
+        int metricsPort = TestPaths.FreePort();
         await using var levelZero = await LevelServiceProcess.StartAsync(new Dictionary<string, string>
         {
             ["Level:Model"] = model, ["Level:FirstLevel"] = "0", ["Level:LastLevel"] = "0", ["Level:TorchThreads"] = "1",
             // As compose and Kubernetes configure it: one DNS name, every address it resolves to balanced round-robin.
             ["Level:NextAddresses:0"] = levelOne.Address.Replace("http://127.0.0.1:", "dns:///localhost:"),
             ["Observability:MetricsUrl"] = $"http://127.0.0.1:{metricsPort}/",
-        });
+        }, logging: RequestLogging);
         await Task.WhenAll(WaitReadyAsync(levelOne.Address), WaitReadyAsync(levelZero.Address));
 
         string traceId = Convert.ToHexString(Guid.NewGuid().ToByteArray()).ToLowerInvariant();

@@ -11,8 +11,6 @@ static class Repository
 
     public static string Root => Metadata("RepositoryRoot");
 
-    public static string LevelServiceDll => Metadata("LevelServiceDll");
-
     public static string PathOf(string relative) => System.IO.Path.Combine(Root, relative.Replace('/', System.IO.Path.DirectorySeparatorChar));
 
     /// <summary>Every YAML document of a file (a Kubernetes file holds several, separated by ---).</summary>

@@ -1,7 +1,7 @@
 using System.Net.Http.Json;
+using FractalMesh.Client;
 using FractalMesh.Protos.Api;
 using Grpc.Core;
-using Grpc.Net.Client;
 
 namespace FractalMesh.LoadTest;
 
@@ -23,20 +23,10 @@ public abstract class GenerateCaller : IDisposable
 
     public abstract void Dispose();
 
-    sealed class GrpcCaller : GenerateCaller
+    sealed class GrpcCaller(LoadTestOptions options) : GenerateCaller(options)
     {
-        readonly GrpcChannel channel;
-        readonly ImageGeneration.ImageGenerationClient client;
-
-        public GrpcCaller(LoadTestOptions options) : base(options)
-        {
-            channel = GrpcChannel.ForAddress(options.Target, new GrpcChannelOptions
-            {
-                MaxReceiveMessageSize = 64 << 20,
-                HttpHandler = new SocketsHttpHandler { EnableMultipleHttp2Connections = true },
-            });
-            client = new ImageGeneration.ImageGenerationClient(channel);
-        }
+        // No retries: every Unavailable is counted as the error it is. Each call's deadline is the run's timeout.
+        readonly FractalMeshClient client = new(new FractalMeshClientOptions { Address = options.Target, Timeout = options.Timeout, MaxAttempts = 1 });
 
         public override async Task<string?> CallAsync(long i, CancellationToken cancel)
         {
@@ -49,7 +39,7 @@ public abstract class GenerateCaller : IDisposable
             };
             try
             {
-                var reply = await client.GenerateAsync(request, deadline: DateTime.UtcNow + Options.Timeout, cancellationToken: cancel);
+                var reply = await client.GenerateAsync(request, cancel);
                 return reply.Images.Count == Options.Count ? null : "WrongImageCount";
             }
             catch (RpcException e)
@@ -58,7 +48,7 @@ public abstract class GenerateCaller : IDisposable
             }
         }
 
-        public override void Dispose() => channel.Dispose();
+        public override void Dispose() => client.Dispose();
     }
 
     sealed class RestCaller(LoadTestOptions options) : GenerateCaller(options)

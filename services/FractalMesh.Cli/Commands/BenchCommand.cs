@@ -1,3 +1,4 @@
+using System.CommandLine;
 using System.Diagnostics;
 using System.Globalization;
 using FractalMesh.Model;
@@ -16,20 +17,32 @@ namespace FractalMesh.Cli.Commands;
 /// </summary>
 public static class BenchCommand
 {
-    public static int Run(Options o)
+    /// <summary><c>bench</c>.</summary>
+    public static Command Create()
     {
-        string preset = o.Get("preset") ?? "fractalmar_tiny_in32";
-        string? modelPath = o.Get("model");
-        string batches = o.Get("batches") ?? "1,8,32";
-        string iters = o.Get("iters") ?? "16,8";
-        float cfg = float.Parse(o.Get("cfg") ?? "3", CultureInfo.InvariantCulture);
-        int repeats = int.Parse(o.Get("repeats") ?? "3", CultureInfo.InvariantCulture);
-        bool skipSampling = o.Flag("no-sampling");
-        bool skipTraining = o.Flag("no-training");
-        int threads = o.Int("threads", 0, 0, 1024);
-        int chunk = o.Int("chunk", 0, 0, 1 << 20);
-        bool invariance = o.Flag("check-invariance");
-        o.EnsureAllUsed();
+        var preset = CliOptions.Text("--preset", "NAME", "the architecture, with random weights", "fractalmar_tiny_in32");
+        var model = CliOptions.Text("--model", "FILE", "measure these weights instead of a random preset");
+        var batches = CliOptions.IntList("--batches", "N,N,..", "sampling batch sizes", 1, 1 << 16, [1, 8, 32]);
+        var iters = CliOptions.IntList("--iters", "A,B,..", "sampling iterations per level", 1, 4096, [16, 8]);
+        var cfg = CliOptions.Number("--cfg", "guidance scale", 3, 1, 50);
+        var repeats = CliOptions.Int("--repeats", "timed repeats after one warm-up", 3, 1, 1000);
+        var threads = CliOptions.Int("--threads", "libtorch threads (0: libtorch's choice)", 0, 0, 1024);
+        var chunk = CliOptions.Int("--chunk", "rows per scheduler pass (0: the scheduler's default)", 0, 0, 1 << 20);
+        var noTraining = CliOptions.Flag("--no-training", "skip the training step and likelihood pass");
+        var noSampling = CliOptions.Flag("--no-sampling", "skip sampling");
+        var invariance = CliOptions.Flag("--check-invariance", "check that batching leaves every image's bytes unchanged");
+        var command = new Command("bench", "training step, likelihood pass and sampling speed, per level, beside a matmul")
+        {
+            preset, model, batches, iters, cfg, repeats, threads, chunk, noTraining, noSampling, invariance,
+        };
+        command.SetAction(r => Run(r.GetValue(preset)!, r.GetValue(model), r.GetValue(batches)!, r.GetValue(iters)!, (float)r.GetValue(cfg),
+            r.GetValue(repeats), r.GetValue(noSampling), r.GetValue(noTraining), r.GetValue(threads), r.GetValue(chunk), r.GetValue(invariance)));
+        return command;
+    }
+
+    static int Run(string preset, string? modelPath, int[] batches, int[] numIter, float cfg, int repeats, bool skipSampling, bool skipTraining,
+        int threads, int chunk, bool invariance)
+    {
         if (threads > 0) set_num_threads(threads);
         using var model = modelPath is null ? new FractalModel(Presets.Get(preset)) : ModelCheckpoint.Open(modelPath, preset);
         var config = model.Config;
@@ -73,16 +86,15 @@ public static class BenchCommand
         if (!skipTraining) LevelZeroEfficiency(model, repeats);
         if (skipSampling) return 0;
 
-        var numIter = iters.Split(',').Select(v => int.Parse(v, CultureInfo.InvariantCulture)).ToArray();
         var timers = new Dictionary<int, TimedSampler>();
         var sampler = new FractalSampler(model, (inner, level) => timers[level] = new TimedSampler(inner), new SchedulerOptions { ChunkRows = chunk });
         var options = new SamplingOptions { Cfg = cfg, NumIter = numIter };
         double peak = MatmulGflops(repeats);
         Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
-            $"sampling: iterations {iters}, cfg {cfg.ToString(CultureInfo.InvariantCulture)} (linear); a 512×512 matmul runs at {peak:F1} GFLOP/s here"));
+            $"sampling: iterations {string.Join(',', numIter)}, cfg {cfg.ToString(CultureInfo.InvariantCulture)} (linear); a 512×512 matmul runs at {peak:F1} GFLOP/s here"));
         // Lazy initialisation (TorchSharp, libtorch kernels) is not sampling: one throw-away image first.
         sampler.Generate([new ImageRequest(0, -1)], options with { NumIter = numIter.Select(_ => 1).ToArray() });
-        foreach (var b in batches.Split(',').Select(v => int.Parse(v, CultureInfo.InvariantCulture)))
+        foreach (var b in batches)
         {
             foreach (var t in timers.Values) t.Reset();
             foreach (var (_, statistics) in sampler.PassStatistics) statistics.Reset();

@@ -1,3 +1,4 @@
+using System.CommandLine;
 using FractalMesh.Data;
 
 namespace FractalMesh.Cli.Commands;
@@ -8,57 +9,38 @@ namespace FractalMesh.Cli.Commands;
 /// </summary>
 public static class DataCommand
 {
-    const string Usage = """
-        fractalmesh data emoji [--out DIR] [--size 32|64] [--cache DIR] [--from-folder DIR]
-          builds train.fmds, test.fmds and manifest.json from @iconify-json/fluent-emoji-flat and @iconify-json/noto
-          --out DIR          output folder (default data/emoji32, or data/emoji64 with --size 64)
-          --size 32|64       image side in pixels (default 32)
-          --cache DIR        where npm tarballs are kept (default ~/.cache/fractalmesh/npm)
-          --from-folder DIR  read extracted package folders (each with icons.json, metadata.json, package.json)
-                             instead of running npm
-        """;
-
-    /// <summary>Runs the words that follow <c>data</c> on the command line, e.g. <c>["emoji", "--size", "64"]</c>.</summary>
-    /// <returns>0 on success, 1 when the build fails, 2 for a usage mistake (printed as one line naming the argument).</returns>
-    public static async Task<int> RunAsync(string[] args)
+    /// <summary><c>data</c> and its datasets (today one: <c>emoji</c>).</summary>
+    public static Command Create()
     {
-        try
+        var size = new Option<int>("--size")
         {
-            if (args.Length == 0)
-                throw new UsageException("data: missing the dataset name (emoji); try 'data --help'");
-            if (args[0] is "-h" or "--help" or "help")
-            {
-                Console.WriteLine(Usage);
-                return 0;
-            }
-            return args[0] switch
-            {
-                "emoji" => await BuildEmojiAsync(new Options(args[1..])),
-                _ => throw new UsageException($"data: unknown dataset '{args[0]}' (known: emoji)"),
-            };
-        }
-        catch (UsageException e)
+            HelpName = "32|64", Description = "image side in pixels", DefaultValueFactory = _ => 32,
+        };
+        size.Validators.Add(r =>
         {
-            Console.Error.WriteLine($"fractalmesh: {e.Message}");
-            return 2;
-        }
+            if (r.Tokens.Count == 1 && !EmojiDatasetBuilder.SupportedSizes.Contains(r.GetValueOrDefault<int>()))
+                r.AddError($"--size: '{r.Tokens[0].Value}' is not one of {string.Join(", ", EmojiDatasetBuilder.SupportedSizes)}");
+        });
+        var output = CliOptions.Text("--out", "DIR", "output folder (default data/emoji32, or data/emoji64 with --size 64)");
+        var cache = CliOptions.Text("--cache", "DIR", "where npm tarballs are kept (default ~/.cache/fractalmesh/npm)");
+        var from = CliOptions.Text("--from-folder", "DIR",
+            "read extracted package folders (each with icons.json, metadata.json, package.json) instead of running npm");
+        var emoji = new Command("emoji", "build train.fmds, test.fmds and manifest.json from @iconify-json/fluent-emoji-flat and @iconify-json/noto")
+        {
+            output, size, cache, from,
+        };
+        emoji.SetAction((r, cancel) => BuildEmojiAsync(r.GetValue(size), r.GetValue(output), r.GetValue(cache), r.GetValue(from), cancel));
+        return new Command("data", "build a training dataset (data emoji: the emoji set from npm)") { emoji };
     }
 
-    static async Task<int> BuildEmojiAsync(Options o)
+    static async Task<int> BuildEmojiAsync(int size, string? output, string? cache, string? sourceFolder, CancellationToken cancel)
     {
-        var sizeText = o.Get("size") ?? "32";
-        if (!int.TryParse(sizeText, out var size) || !EmojiDatasetBuilder.SupportedSizes.Contains(size))
-            throw new UsageException($"--size: '{sizeText}' is not one of {string.Join(", ", EmojiDatasetBuilder.SupportedSizes)}");
-        var output = o.Get("out") ?? Path.Combine("data", $"emoji{size}");
-        var cache = o.Get("cache");
-        var sourceFolder = o.Get("from-folder");
+        output ??= Path.Combine("data", $"emoji{size}");
         if (sourceFolder is not null && !Directory.Exists(sourceFolder))
             throw new UsageException($"--from-folder: {sourceFolder} is not a folder");
-        RejectPositionalArguments(o);
-        o.EnsureAllUsed();
 
         // Ctrl+C stops rendering between icons instead of killing the process mid-write.
-        using var cancellation = new CancellationTokenSource();
+        using var cancellation = CancellationTokenSource.CreateLinkedTokenSource(cancel);
         ConsoleCancelEventHandler onCancel = (_, e) => { e.Cancel = true; cancellation.Cancel(); };
         Console.CancelKeyPress += onCancel;
         EmojiDatasetResult result;
@@ -106,15 +88,5 @@ public static class DataCommand
             Console.WriteLine($"source {source.Package}@{source.Version} ({source.License}): {source.Used} images");
         Console.WriteLine($"time: read {result.ReadTime.TotalSeconds:F1} s, render {result.RenderTime.TotalSeconds:F1} s, total {result.TotalTime.TotalSeconds:F1} s");
         Console.WriteLine($"wrote {result.TrainPath}, {result.TestPath}, {result.ManifestPath}");
-    }
-
-    /// <summary><c>data emoji</c> takes options only; a stray word is a usage error rather than silently ignored.</summary>
-    static void RejectPositionalArguments(Options o)
-    {
-        string? stray = null;
-        try { stray = o.Positional(0, "none"); }
-        catch (UsageException) { /* none: as it should be */ }
-        if (stray is not null)
-            throw new UsageException($"data emoji: unexpected argument '{stray}'");
     }
 }

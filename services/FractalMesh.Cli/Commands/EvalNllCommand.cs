@@ -1,3 +1,4 @@
+using System.CommandLine;
 using System.Globalization;
 using FractalMesh.Data;
 using FractalMesh.Model.Checkpoints;
@@ -12,18 +13,30 @@ namespace FractalMesh.Cli.Commands;
 /// </summary>
 public static class EvalNllCommand
 {
-    public static int Run(Options o)
+    /// <summary><c>eval-nll</c>.</summary>
+    public static Command Create()
     {
-        bool codecsOnly = o.Flag("codecs-only");
-        string modelPath = o.Get("model") ?? GenerateCommand.DefaultModel;
-        string? preset = o.Get("preset");
-        string dataPath = o.Get("data") ?? "data/emoji32/test.fmds";
-        var device = ModelCommands.ParseDevice(o);
-        int passes = o.Int("passes", 4, 1, 1000);
-        int batch = o.Int("batch", 32, 1, 4096);
-        int? limit = o.Get("limit") is { } l ? Options.ParseInt(l, "limit", 1) : null;
-        int seed = o.Int("seed", 0, 0);
-        o.EnsureAllUsed();
+        var codecsOnly = CliOptions.Flag("--codecs-only", "measure the two codecs without a model");
+        var model = CliOptions.Text("--model", "FILE", "a FractalMesh .safetensors, an official .pth with --preset, or a folder with config.json and checkpoint-last.pth", GenerateCommand.DefaultModel);
+        var preset = CliOptions.Text("--preset", "NAME", "the preset of an official .pth");
+        var data = CliOptions.Text("--data", "FILE", "the test split", "data/emoji32/test.fmds");
+        var device = ModelCommands.DeviceOption();
+        var passes = CliOptions.Int("--passes", "MAR passes (random orders) per batch", 4, 1, 1000);
+        var batch = CliOptions.Int("--batch", "images per batch", 32, 1, 4096);
+        var limit = CliOptions.OptionalInt("--limit", "evaluate the first N test images only", 1);
+        var seed = CliOptions.Long("--seed", "the seed of the MAR orders", 0, 0);
+        var command = new Command("eval-nll", "test-split bits/dim (unconditional, equal channel weights) beside lossless WebP and PNG at maximum effort (--codecs-only: the codecs alone)")
+        {
+            model, preset, data, device, passes, batch, limit, seed, codecsOnly,
+        };
+        command.SetAction(r => Run(r.GetValue(codecsOnly), r.GetValue(model)!, r.GetValue(preset), r.GetValue(data)!, r.GetValue(device)!,
+            r.GetValue(passes), r.GetValue(batch), r.GetValue(limit), r.GetValue(seed)));
+        return command;
+    }
+
+    static int Run(bool codecsOnly, string modelPath, string? preset, string dataPath, string deviceName, int passes, int batch, int? limit, long seed)
+    {
+        var device = ModelCommands.ParseDevice(deviceName);
         if (!codecsOnly && !File.Exists(modelPath) && !Directory.Exists(modelPath)) throw new UsageException($"--model: {modelPath} not found");
         if (!File.Exists(dataPath)) throw new UsageException($"--data: {dataPath} not found");
         ImageDataset data;

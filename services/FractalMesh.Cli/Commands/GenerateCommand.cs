@@ -1,3 +1,4 @@
+using System.CommandLine;
 using System.Diagnostics;
 using System.Globalization;
 using FractalMesh.Data;
@@ -6,54 +7,123 @@ using FractalMesh.Model.Sampling;
 
 namespace FractalMesh.Cli.Commands;
 
-/// <summary><c>fractalmesh generate | inpaint | outpaint</c>: sampling in this process (the embedded default).</summary>
+/// <summary>The four sampling commands; all but generate start from an image.</summary>
+public enum GenerateMode { Generate, Inpaint, Outpaint, Uncrop }
+
+/// <summary>What a sampling command was asked for, parsed and typed; local-only and remote-only values are null when not given.</summary>
+public sealed record GenerateSettings(
+    GenerateMode Mode, string? Model, string? Preset, string? Device, string Classes, int Count, long Seed,
+    double Cfg, string Schedule, double Temperature, double Filter, int[]? Iters, string Out,
+    string? Image, string? Mask, string? At, string? Keep, Uri? Endpoint, bool Rest, string? ApiKey)
+{
+    /// <summary>The command's name, and the prefix of every file it writes.</summary>
+    public string Name => Mode.ToString().ToLowerInvariant();
+}
+
+/// <summary>
+/// <c>fractalmesh generate | inpaint | outpaint | uncrop</c>: sampling in this process (the embedded default), or through a
+/// gateway with <c>--endpoint</c> (<see cref="RemoteGenerate"/>).
+/// </summary>
 public static class GenerateCommand
 {
     public const string DefaultModel = "models/emoji32-demo.safetensors";
 
-    public static int Run(string mode, Options o)
+    static readonly Dictionary<GenerateMode, string> Descriptions = new()
     {
-        string modelPath = o.Get("model") ?? DefaultModel;
-        string? preset = o.Get("preset");
-        var device = ModelCommands.ParseDevice(o);
-        string classArg = o.Get("class") ?? (mode == "generate" ? "0" : throw new UsageException("missing --class"));
-        int count = o.Int("count", 1, 1, 1024);
-        long seed = o.Int("seed", 0, 0);
-        float cfg = (float)o.Number("cfg", 1, 1, 50);
-        string schedule = o.Get("schedule") ?? "linear";
-        if (schedule is not ("linear" or "constant")) throw new UsageException($"--schedule: '{schedule}' is not linear or constant");
-        float temperature = (float)o.Number("temperature", 1, 0.01, 100);
-        float filter = (float)o.Number("filter", 1e-4, 0, 1);
-        string? iters = o.Get("iters");
-        string outDir = o.Get("out") ?? "out";
-        string? imagePath = mode == "generate" ? null : o.Require("image");
-        string? maskPath = mode == "inpaint" ? o.Require("mask") : null;
-        string? at = mode == "outpaint" ? o.Get("at") : null;
-        string? keep = mode == "uncrop" ? o.Require("keep") : null;
-        o.EnsureAllUsed();
+        [GenerateMode.Generate] = "generate images (one PNG per seed, plus a grid)",
+        [GenerateMode.Inpaint] = "regenerate the white part of a mask, keep the rest (class-conditional editing: another --class)",
+        [GenerateMode.Outpaint] = "place a smaller image on the canvas and generate around it",
+        [GenerateMode.Uncrop] = "keep a rectangle of the image and generate around it",
+    };
 
+    /// <summary>The command for <paramref name="mode"/>: the shared sampling options and that mode's own.</summary>
+    public static Command Create(GenerateMode mode)
+    {
+        var model = CliOptions.Text("--model", "FILE", $"a FractalMesh .safetensors, an official .pth with --preset, or a folder with config.json and checkpoint-last.pth (default {DefaultModel})");
+        var preset = CliOptions.Text("--preset", "NAME", "the preset of an official .pth");
+        var device = CliOptions.Text("--device", "cpu|cuda[:N]", "where the model is loaded (default cpu)");
+        var classes = mode == GenerateMode.Generate
+            ? CliOptions.Text("--class", "LIST", "classes by index or name prefix, comma-separated; -1: unconditional", "0")
+            : CliOptions.Required("--class", "C", "the class to generate with, by index or name prefix; -1: unconditional");
+        var count = CliOptions.Int("--count", "images per class", 1, 1, 1024);
+        var seed = CliOptions.Long("--seed", "the first image's seed; image i uses seed + i", 0, 0);
+        var cfg = CliOptions.Number("--cfg", "classifier-free guidance scale, 1 (none) to 50", 1, 1, 50);
+        var schedule = CliOptions.Choice("--schedule", "how guidance grows over level 0's steps", "linear", "linear", "constant");
+        var temperature = CliOptions.Number("--temperature", "multiplies the pixel logits", 1, 0.01, 100);
+        var filter = CliOptions.Number("--filter", "guidance never promotes a value below this probability", 1e-4, 0, 1);
+        var iters = CliOptions.IntList("--iters", "A,B,..", "iterations per level (default the model's)", 1, 4096);
+        var output = CliOptions.Text("--out", "DIR", "where the PNGs go", "out");
+        var endpoint = new Option<Uri?>("--endpoint")
+        {
+            HelpName = "URL",
+            Description = "call a running gateway over gRPC instead (e.g. http://localhost:5080); it chooses model and device",
+            CustomParser = r =>
+            {
+                string text = r.Tokens.Count == 1 ? r.Tokens[0].Value : "";
+                if (Uri.TryCreate(text, UriKind.Absolute, out var uri) && uri.Scheme is "http" or "https") return uri;
+                r.AddError($"--endpoint: '{text}' is not an http(s) URL (the gateway's gRPC address, e.g. http://localhost:5080)");
+                return null;
+            },
+        };
+        var rest = CliOptions.Flag("--rest", "with --endpoint: the URL is the gateway's REST bridge (e.g. http://localhost:5081)");
+        var apiKey = CliOptions.Text("--api-key", "KEY", "with --endpoint: sent as 'Authorization: Bearer KEY'");
+        var command = new Command(mode.ToString().ToLowerInvariant(), Descriptions[mode]) { model, preset, device, classes, count, seed, cfg, schedule, temperature, filter, iters, output };
+        Option<string>? image = null, mask = null, keep = null;
+        Option<string?>? at = null;
+        if (mode != GenerateMode.Generate) command.Options.Add(image = CliOptions.Required("--image", "PNG", mode == GenerateMode.Outpaint
+            ? "the image to place, no larger than the canvas" : "the image, of the model's size"));
+        if (mode == GenerateMode.Inpaint) command.Options.Add(mask = CliOptions.Required("--mask", "PNG", "same size as the image; white means generate"));
+        if (mode == GenerateMode.Outpaint) command.Options.Add(at = CliOptions.Text("--at", "X,Y", "where the image's top-left corner goes (default centred)"));
+        if (mode == GenerateMode.Uncrop) command.Options.Add(keep = CliOptions.Required("--keep", "X,Y,W,H", "the rectangle to keep"));
+        if (mode != GenerateMode.Uncrop)
+        {
+            command.Options.Add(endpoint);
+            command.Options.Add(rest);
+            command.Options.Add(apiKey);
+        }
+        command.SetAction((r, cancel) =>
+        {
+            var settings = new GenerateSettings(mode, r.GetValue(model), r.GetValue(preset), r.GetValue(device), r.GetValue(classes)!,
+                r.GetValue(count), r.GetValue(seed), r.GetValue(cfg), r.GetValue(schedule)!, r.GetValue(temperature), r.GetValue(filter),
+                r.ListOrNull(iters), r.GetValue(output)!, image is null ? null : r.GetValue(image), mask is null ? null : r.GetValue(mask),
+                at is null ? null : r.GetValue(at), keep is null ? null : r.GetValue(keep),
+                mode == GenerateMode.Uncrop ? null : r.GetValue(endpoint), mode != GenerateMode.Uncrop && r.GetValue(rest),
+                mode == GenerateMode.Uncrop ? null : r.GetValue(apiKey));
+            return settings.Endpoint is not null ? RemoteGenerate.RunAsync(settings, cancel) : Task.FromResult(Run(settings));
+        });
+        return command;
+    }
+
+    /// <summary>Samples in this process.</summary>
+    public static int Run(GenerateSettings s)
+    {
+        if (s.Rest) throw new UsageException("--rest: give the gateway's REST address with --endpoint");
+        if (s.ApiKey is not null) throw new UsageException("--api-key: only with --endpoint");
+        string mode = s.Name;
+        string modelPath = s.Model ?? DefaultModel;
+        var device = ModelCommands.ParseDevice(s.Device ?? "cpu");
+        float cfg = (float)s.Cfg, temperature = (float)s.Temperature, filter = (float)s.Filter;
+        string outDir = s.Out;
         if (!File.Exists(modelPath) && !Directory.Exists(modelPath))
             throw new UsageException($"--model: {modelPath} not found");
         var names = ModelCheckpoint.ReadClassNames(modelPath);
-        using var model = ModelCheckpoint.Open(modelPath, preset, device);
+        using var model = ModelCheckpoint.Open(modelPath, s.Preset, device);
         var config = model.Config;
-        var labels = ParseClasses(classArg, names, config.ClassNum);
-        int[] numIter = iters is null
-            ? SamplingOptions.DefaultNumIter(config)
-            : iters.Split(',').Select(v => Options.ParseInt(v.Trim(), "iters", 1, 4096)).ToArray();
+        var labels = ParseClasses(s.Classes, names, config.ClassNum);
+        int[] numIter = s.Iters ?? SamplingOptions.DefaultNumIter(config);
         if (numIter.Length != config.Levels) throw new UsageException($"--iters: the model has {config.Levels} levels, got {numIter.Length} values");
 
         int size = config.ImageSizes[0];
         byte[]? known = null;
         bool[]? mask = null;
-        if (imagePath is not null) (known, mask) = KnownPixels(mode, imagePath, maskPath, at ?? keep, size);
+        if (s.Image is not null) (known, mask) = KnownPixels(mode, s.Image, s.Mask, s.At ?? s.Keep, size);
 
         var requests = new List<ImageRequest>();
         foreach (var label in labels)
-            for (int k = 0; k < count; k++) requests.Add(new ImageRequest(label, seed + requests.Count, known, mask));
+            for (int k = 0; k < s.Count; k++) requests.Add(new ImageRequest(label, s.Seed + requests.Count, known, mask));
 
         var sampler = new FractalSampler(model);
-        var options = new SamplingOptions { Cfg = cfg, Temperature = temperature, FilterThreshold = filter, LinearCfg = schedule == "linear", NumIter = numIter };
+        var options = new SamplingOptions { Cfg = cfg, Temperature = temperature, FilterThreshold = filter, LinearCfg = s.Schedule == "linear", NumIter = numIter };
         Console.WriteLine($"{mode}: {requests.Count} image(s) of {size}×{size}, classes {string.Join(", ", labels.Distinct().Select(l => Name(l, names)))}, iterations {string.Join(",", numIter)}, cfg {cfg.ToString(CultureInfo.InvariantCulture)}");
         var timer = Stopwatch.StartNew();
         var bytes = sampler.Generate(requests, options, step =>

@@ -1,3 +1,4 @@
+using System.CommandLine;
 using FractalMesh.Model.Checkpoints;
 using FractalMesh.Model.Config;
 using FractalMesh.Model.Modules;
@@ -10,10 +11,12 @@ namespace FractalMesh.Cli.Commands;
 /// <summary>Commands about models themselves: reference parity, checkpoint conversion, presets.</summary>
 public static class ModelCommands
 {
-    /// <summary>Parses <c>--device</c> (cpu, cuda, cuda:N); CUDA needs the CUDA libtorch build.</summary>
-    public static Device ParseDevice(Options o)
+    /// <summary>The <c>--device</c> option: where a model is loaded.</summary>
+    public static Option<string> DeviceOption() => CliOptions.Text("--device", "cpu|cuda[:N]", "where the model is loaded; cuda needs the CUDA libtorch build", "cpu");
+
+    /// <summary>Parses a <c>--device</c> value (cpu, cuda, cuda:N); CUDA needs the CUDA libtorch build.</summary>
+    public static Device ParseDevice(string name)
     {
-        string name = o.Get("device") ?? "cpu";
         try
         {
             var device = new Device(name);
@@ -27,11 +30,18 @@ public static class ModelCommands
         }
     }
 
-    public static int VerifyReference(Options o)
+    /// <summary><c>verify-reference DIR</c>.</summary>
+    public static Command VerifyReference()
     {
-        string dir = o.Positional(0, "DIR");
-        var device = ParseDevice(o);
-        o.EnsureAllUsed();
+        var dir = new Argument<string>("DIR") { Description = "a reference case: config.json, checkpoint-last.pth, expected.safetensors" };
+        var device = DeviceOption();
+        var command = new Command("verify-reference", "recompute every tensor of a reference case and compare (tolerance 1e-4); exit 1 if any fails") { dir, device };
+        command.SetAction(r => VerifyReference(r.GetValue(dir)!, ParseDevice(r.GetValue(device)!)));
+        return command;
+    }
+
+    static int VerifyReference(string dir, Device device)
+    {
         foreach (var f in new[] { "config.json", "checkpoint-last.pth", "expected.safetensors" })
         {
             if (!File.Exists(Path.Combine(dir, f))) throw new UsageException($"DIR: {Path.Combine(dir, f)} not found");
@@ -43,15 +53,22 @@ public static class ModelCommands
         return failed == 0 ? 0 : 1;
     }
 
-    public static int Convert(Options o)
+    /// <summary><c>convert OFFICIAL.pth --preset NAME --out FILE [--half]</c>.</summary>
+    public static Command Convert()
     {
-        string input = o.Positional(0, "OFFICIAL.pth");
-        string preset = o.Require("preset");
-        string output = o.Require("out");
-        bool half = o.Flag("half");
-        o.EnsureAllUsed();
+        var input = new Argument<string>("OFFICIAL.pth") { Description = "a checkpoint of the official PyTorch code" };
+        var preset = CliOptions.Required("--preset", "NAME", "the preset the checkpoint was trained with (see presets)");
+        var output = CliOptions.Required("--out", "FILE.safetensors", "where to write FractalMesh's format (weights and configuration)");
+        var half = CliOptions.Flag("--half", "store the weights in half precision");
+        var command = new Command("convert", "convert an official checkpoint to FractalMesh's format") { input, preset, output, half };
+        command.SetAction(r => Convert(r.GetValue(input)!, r.GetValue(preset)!, r.GetValue(output)!, r.GetValue(half)));
+        return command;
+    }
+
+    static int Convert(string input, string preset, string output, bool half)
+    {
         FractalConfig config;
-        try { config = Presets.Get(preset); }
+        try { config = FractalMesh.Model.Config.Presets.Get(preset); }
         catch (ArgumentException e) { throw new UsageException($"--preset: {e.Message}"); }
         if (!File.Exists(input)) throw new UsageException($"OFFICIAL.pth: {input} not found");
         ModelCheckpoint.ConvertOfficial(input, config, output, half);
@@ -59,16 +76,22 @@ public static class ModelCommands
         return 0;
     }
 
-    /// <summary>Writes a trained checkpoint for shipping: optionally half precision, with the dataset's class names.</summary>
-    public static int Export(Options o)
+    /// <summary><c>export RUN --out FILE [--half] [--classes-from MANIFEST]</c>: a trained checkpoint for shipping.</summary>
+    public static Command Export()
     {
-        string input = o.Positional(0, "CHECKPOINT");
-        string output = o.Require("out");
-        bool half = o.Flag("half");
-        string? manifest = o.Get("classes-from");
-        o.EnsureAllUsed();
+        var input = new Argument<string>("RUN") { Description = "a training run's folder (its latest state) or a checkpoint file" };
+        var output = CliOptions.Required("--out", "FILE", "where to write the .safetensors");
+        var half = CliOptions.Flag("--half", "store the weights in half precision");
+        var manifest = CliOptions.Text("--classes-from", "MANIFEST", "a dataset's manifest.json whose class names go into the checkpoint");
+        var command = new Command("export", "write a trained checkpoint for shipping") { input, output, half, manifest };
+        command.SetAction(r => Export(r.GetValue(input)!, r.GetValue(output)!, r.GetValue(half), r.GetValue(manifest)));
+        return command;
+    }
+
+    static int Export(string input, string output, bool half, string? manifest)
+    {
         if (Directory.Exists(input)) input = Trainer.FindState(input) is { } state ? Path.Combine(state, Trainer.CheckpointFile) : Path.Combine(input, Trainer.CheckpointFile);
-        if (!File.Exists(input)) throw new UsageException($"CHECKPOINT: {input} not found");
+        if (!File.Exists(input)) throw new UsageException($"RUN: {input} not found");
         var metadata = new Dictionary<string, string>();
         if (manifest is not null)
         {
@@ -83,9 +106,17 @@ public static class ModelCommands
         return 0;
     }
 
-    public static int ListPresets()
+    /// <summary><c>presets</c>.</summary>
+    public static Command Presets()
     {
-        foreach (var (name, config) in Presets.All)
+        var command = new Command("presets", "list the presets and their parameter counts");
+        command.SetAction(_ => ListPresets());
+        return command;
+    }
+
+    static int ListPresets()
+    {
+        foreach (var (name, config) in FractalMesh.Model.Config.Presets.All)
         {
             long count = ParameterCount(config);
             Console.WriteLine($"{name,-24} {count,14:N0} parameters  sizes {string.Join("/", config.ImageSizes)}  widths {string.Join("/", config.Widths)}");

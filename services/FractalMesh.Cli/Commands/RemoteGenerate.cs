@@ -3,115 +3,135 @@ using System.Globalization;
 using System.Net;
 using System.Text;
 using System.Text.Json;
-using System.Text.Json.Nodes;
+using FractalMesh.Client;
 using FractalMesh.Data;
+using FractalMesh.Protos.Api;
+using Google.Protobuf;
+using Grpc.Core;
 
 namespace FractalMesh.Cli.Commands;
 
 /// <summary>
-/// <c>fractalmesh generate | inpaint | outpaint --endpoint URL</c>: the same command served by a running gateway through
-/// its REST bridge (<c>POST URL/v1/images:generate</c> etc.), so no model or libtorch is needed here. Without
-/// <c>--endpoint</c> the command runs in this process (<see cref="GenerateCommand"/>). The gateway validates the request;
-/// its field errors come back as usage errors naming the field.
+/// <c>fractalmesh generate | inpaint | outpaint --endpoint URL</c>: the same command served by a running gateway, over gRPC
+/// through <see cref="FractalMeshClient"/> (or its REST bridge with <c>--rest</c>), so no model or libtorch is needed here.
+/// The gateway validates the request; its field errors come back as usage errors naming the field.
 /// </summary>
 public static class RemoteGenerate
 {
-    /// <summary>Runs remotely when <c>--endpoint</c> is given, else in process.</summary>
-    public static async Task<int> RunAsync(string mode, Options o) =>
-        o.Get("endpoint") is { } endpoint ? await RunRemoteAsync(mode, endpoint, o) : GenerateCommand.Run(mode, o);
-
-    static async Task<int> RunRemoteAsync(string mode, string endpoint, Options o)
+    /// <summary>Sends the request the settings describe and writes the images as the in-process command does.</summary>
+    public static async Task<int> RunAsync(GenerateSettings s, CancellationToken cancel = default)
     {
-        if (mode is not ("generate" or "inpaint" or "outpaint"))
-            throw new UsageException($"--endpoint: the gateway serves generate, inpaint and outpaint; run {mode} without --endpoint");
-        if (!Uri.TryCreate(endpoint, UriKind.Absolute, out var baseUri) || baseUri.Scheme is not ("http" or "https"))
-            throw new UsageException($"--endpoint: '{endpoint}' is not an http(s) URL (the gateway's REST address, e.g. http://localhost:5081)");
-        foreach (var local in new[] { "model", "preset", "device" })
-            if (o.Get(local) is not null) throw new UsageException($"--{local}: the gateway at {endpoint} chooses its model and device; drop --{local} or --endpoint");
-        string classArg = o.Get("class") ?? (mode == "generate" ? "0" : throw new UsageException("missing --class"));
-        int count = o.Int("count", 1);
-        long seed = long.TryParse(o.Get("seed") ?? "0", NumberStyles.Integer, CultureInfo.InvariantCulture, out long s) ? s
-            : throw new UsageException("--seed: not an integer");
-        var parameters = new JsonObject
+        var endpoint = s.Endpoint ?? throw new UsageException("--endpoint: missing");
+        if (s.Mode == GenerateMode.Uncrop)
+            throw new UsageException("--endpoint: the gateway serves generate, inpaint and outpaint; run uncrop without --endpoint");
+        foreach (var (option, value) in new[] { ("model", s.Model), ("preset", s.Preset), ("device", s.Device) })
+            if (value is not null) throw new UsageException($"--{option}: the gateway at {endpoint} chooses its model and device; drop --{option} or --endpoint");
+        var request = Request(s);
+
+        Console.WriteLine($"{s.Name} at {endpoint}{(s.Rest ? " (REST)" : "")}");
+        var timer = Stopwatch.StartNew();
+        GenerateResponse response;
+        try
         {
-            ["cfg"] = (float)o.Number("cfg", 1),
-            ["cfgSchedule"] = o.Get("schedule") ?? "linear",
-            ["temperature"] = (float)o.Number("temperature", 1),
-            ["filterThreshold"] = (float)o.Number("filter", 1e-4),
-        };
-        if (o.Get("iters") is { } iters) parameters["numIter"] = new JsonArray(iters.Split(',').Select(v => (JsonNode)Options.ParseInt(v.Trim(), "iters")).ToArray());
-        string outDir = o.Get("out") ?? "out";
-        var labels = classArg.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)
+            response = s.Rest ? await CallRestAsync(endpoint, s, request, cancel) : await CallGrpcAsync(endpoint, s.ApiKey, request, cancel);
+        }
+        catch (RpcException e) when (e.StatusCode == StatusCode.InvalidArgument)
+        {
+            throw new UsageException(e.Status.Detail);
+        }
+        catch (RpcException e)
+        {
+            Console.Error.WriteLine($"fractalmesh: the gateway at {endpoint} answered {e.StatusCode}: {e.Status.Detail}");
+            return 1;
+        }
+        catch (HttpRequestException e)
+        {
+            Console.Error.WriteLine($"fractalmesh: --endpoint {endpoint}: {e.Message}");
+            return 1;
+        }
+        return WriteImages(s, response, timer);
+    }
+
+    /// <summary>The API request for the settings: classes are indices here (the gateway knows the names), image i has seed + i.</summary>
+    public static IMessage Request(GenerateSettings s)
+    {
+        var labels = s.Classes.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)
             .Select(c => int.TryParse(c, NumberStyles.Integer, CultureInfo.InvariantCulture, out int l) ? l
                 : throw new UsageException($"--class: '{c}' is not a class index (with --endpoint classes are indices; -1: unconditional)"))
             .ToArray();
         if (labels.Length == 0) throw new UsageException("--class: no class given");
-
-        var body = new JsonObject { ["count"] = count, ["seed"] = seed.ToString(CultureInfo.InvariantCulture), ["params"] = parameters };
-        if (mode == "generate") body["classLabels"] = new JsonArray(labels.Select(l => (JsonNode)l).ToArray());
-        else
+        if (s.Mode != GenerateMode.Generate && labels.Length != 1) throw new UsageException($"--class: {s.Name} takes one class");
+        var parameters = new SamplingParams
         {
-            if (labels.Length != 1) throw new UsageException($"--class: {mode} takes one class");
-            body["classLabel"] = labels[0];
-            body["imagePng"] = ReadPng(o.Require("image"), "image");
-        }
-        if (mode == "inpaint") body["maskPng"] = ReadPng(o.Require("mask"), "mask");
-        if (mode == "outpaint")
+            Cfg = (float)s.Cfg, CfgSchedule = s.Schedule, Temperature = (float)s.Temperature, FilterThreshold = (float)s.Filter,
+            NumIter = { s.Iters ?? [] },
+        };
+        switch (s.Mode)
         {
-            var (x, y) = (-1, -1); // centred
-            if (o.Get("at") is { } at)
-            {
-                var parts = at.Split(',');
-                if (parts.Length != 2 || !int.TryParse(parts[0], out x) || !int.TryParse(parts[1], out y))
-                    throw new UsageException($"--at: '{at}' is not x,y");
-            }
-            body["x"] = x;
-            body["y"] = y;
-        }
-        o.EnsureAllUsed();
-
-        using var http = new HttpClient { Timeout = TimeSpan.FromMinutes(10) };
-        var url = new Uri(baseUri, $"/v1/images:{mode}");
-        Console.WriteLine($"{mode} at {url}");
-        var timer = Stopwatch.StartNew();
-        HttpResponseMessage response;
-        try { response = await http.PostAsync(url, new StringContent(body.ToJsonString(), Encoding.UTF8, "application/json")); }
-        catch (HttpRequestException e) { Console.Error.WriteLine($"fractalmesh: --endpoint {endpoint}: {e.Message}"); return 1; }
-        using (response)
-        {
-            string text = await response.Content.ReadAsStringAsync();
-            if (response.StatusCode == HttpStatusCode.BadRequest) throw new UsageException(ErrorMessage(text));
-            if (!response.IsSuccessStatusCode)
-            {
-                Console.Error.WriteLine($"fractalmesh: the gateway answered {(int)response.StatusCode} {response.ReasonPhrase}: {ErrorMessage(text)}");
-                return 1;
-            }
-            return WriteImages(mode, outDir, text, timer);
+            case GenerateMode.Generate:
+                return new GenerateRequest { ClassLabels = { labels }, Count = s.Count, Seed = s.Seed, Params = parameters };
+            case GenerateMode.Inpaint:
+                return new InpaintRequest
+                {
+                    ImagePng = ReadPng(s.Image, "image"), MaskPng = ReadPng(s.Mask, "mask"),
+                    ClassLabel = labels[0], Count = s.Count, Seed = s.Seed, Params = parameters,
+                };
+            default:
+                var (x, y) = (-1, -1); // centred
+                if (s.At is { } at)
+                {
+                    var parts = at.Split(',');
+                    if (parts.Length != 2 || !int.TryParse(parts[0], out x) || !int.TryParse(parts[1], out y))
+                        throw new UsageException($"--at: '{at}' is not x,y");
+                }
+                return new OutpaintRequest { ImagePng = ReadPng(s.Image, "image"), X = x, Y = y, ClassLabel = labels[0], Count = s.Count, Seed = s.Seed, Params = parameters };
         }
     }
 
-    static int WriteImages(string mode, string outDir, string json, Stopwatch timer)
+    static async Task<GenerateResponse> CallGrpcAsync(Uri endpoint, string? apiKey, IMessage request, CancellationToken cancel)
     {
-        using var doc = JsonDocument.Parse(json);
-        Directory.CreateDirectory(outDir);
+        using var client = new FractalMeshClient(new FractalMeshClientOptions { Address = endpoint, ApiKey = apiKey });
+        return request switch
+        {
+            GenerateRequest g => await client.GenerateAsync(g, cancel),
+            InpaintRequest i => await client.InpaintAsync(i, cancel),
+            OutpaintRequest o => await client.OutpaintAsync(o, cancel),
+            _ => throw new ArgumentException(request.GetType().Name, nameof(request)),
+        };
+    }
+
+    /// <summary>The same request as proto JSON to <c>POST URL/v1/images:MODE</c>; a 400 is a usage error with the gateway's message.</summary>
+    static async Task<GenerateResponse> CallRestAsync(Uri endpoint, GenerateSettings s, IMessage request, CancellationToken cancel)
+    {
+        using var http = new HttpClient { Timeout = TimeSpan.FromMinutes(10) };
+        using var body = new StringContent(JsonFormatter.Default.Format(request), Encoding.UTF8, "application/json");
+        if (s.ApiKey is not null) http.DefaultRequestHeaders.Authorization = new("Bearer", s.ApiKey);
+        using var response = await http.PostAsync(new Uri(endpoint, $"/v1/images:{s.Name}"), body, cancel);
+        string text = await response.Content.ReadAsStringAsync(cancel);
+        if (response.StatusCode == HttpStatusCode.BadRequest) throw new UsageException(ErrorMessage(text));
+        if (!response.IsSuccessStatusCode)
+            throw new HttpRequestException($"the gateway answered {(int)response.StatusCode} {response.ReasonPhrase}: {ErrorMessage(text)}");
+        return JsonParser.Default.Parse<GenerateResponse>(text);
+    }
+
+    static int WriteImages(GenerateSettings s, GenerateResponse response, Stopwatch timer)
+    {
+        if (response.Images.Count == 0) { Console.Error.WriteLine("fractalmesh: the gateway answered no image"); return 1; }
+        Directory.CreateDirectory(s.Out);
         var images = new List<byte[]>();
         int size = 0;
-        foreach (var image in doc.RootElement.GetProperty("images").EnumerateArray())
+        foreach (var image in response.Images)
         {
-            var png = image.GetProperty("png").GetBytesFromBase64();
-            var seed = image.GetProperty("seed");
-            string seedText = seed.ValueKind == JsonValueKind.String ? seed.GetString()! : seed.GetRawText();
-            string file = Path.Combine(outDir, $"{mode}-seed{seedText}.png");
+            var png = image.Png.ToByteArray();
+            string file = Path.Combine(s.Out, $"{s.Name}-seed{image.Seed.ToString(CultureInfo.InvariantCulture)}.png");
             File.WriteAllBytes(file, png);
             var (planar, w, _) = PngImage.Decode(png, file);
             size = w;
             images.Add(planar);
-            int label = image.TryGetProperty("classLabel", out var l) ? l.GetInt32() : 0;
-            Console.WriteLine($"  seed {seedText}  class {label}  -> {file}");
+            Console.WriteLine($"  seed {image.Seed}  class {image.ClassLabel}  -> {file}");
         }
-        if (images.Count == 0) { Console.Error.WriteLine("fractalmesh: the gateway answered no image"); return 1; }
         var (grid, gw, gh) = PngImage.Grid(images, size, Math.Min(8, images.Count));
-        string gridPath = Path.GetFullPath(Path.Combine(outDir, $"{mode}-grid.png"));
+        string gridPath = Path.GetFullPath(Path.Combine(s.Out, $"{s.Name}-grid.png"));
         File.WriteAllBytes(gridPath, PngImage.Encode(grid, gw, gh, scale: 4));
         Console.WriteLine($"{images.Count} image(s) in {timer.Elapsed.TotalSeconds:F1}s");
         Console.WriteLine($"wrote {gridPath}");
@@ -130,6 +150,6 @@ public static class RemoteGenerate
         return body.Length > 300 ? body[..300] : body;
     }
 
-    static string ReadPng(string path, string name) =>
-        File.Exists(path) ? Convert.ToBase64String(File.ReadAllBytes(path)) : throw new UsageException($"--{name}: {path} not found");
+    static ByteString ReadPng(string? path, string name) =>
+        File.Exists(path) ? ByteString.CopyFrom(File.ReadAllBytes(path)) : throw new UsageException($"--{name}: {path} not found");
 }

@@ -1,3 +1,4 @@
+using System.CommandLine;
 using System.Globalization;
 using FractalMesh.Training;
 
@@ -6,28 +7,52 @@ namespace FractalMesh.Cli.Commands;
 /// <summary><c>fractalmesh train</c>: the official recipe with resume; Ctrl-C checkpoints and exits.</summary>
 public static class TrainCommand
 {
-    public static int Run(Options o)
+    /// <summary><c>train</c>: every option has the official recipe's value (or the demo model's) as its default.</summary>
+    public static Command Create()
     {
-        var options = new TrainerOptions
+        var data = CliOptions.Text("--data", "FILE", "the training split", "data/emoji32/train.fmds");
+        var output = CliOptions.Text("--out", "DIR", "the run folder; an existing run resumes from its latest state", "runs/emoji32");
+        var preset = CliOptions.Text("--preset", "NAME", "the architecture (see presets)", "fractalmar_tiny_in32");
+        var init = CliOptions.Text("--init", "MODEL", "warm start from these weights");
+        var config = CliOptions.Text("--config", "FILE", "an architecture in the official config.json form, instead of --preset");
+        var batch = CliOptions.Int("--batch", "images per step", 32, 1, 4096);
+        var steps = CliOptions.Int("--steps", "steps in all (the schedule's length)", 20_000, 1);
+        var warmup = CliOptions.Int("--warmup", "warm-up steps", 500, 0);
+        var lr = CliOptions.Number("--lr", "peak learning rate", 1e-3, 0);
+        var seed = CliOptions.Long("--seed", "the run's seed", 0, 0);
+        var checkpointMinutes = CliOptions.Number("--checkpoint-minutes", "minutes between checkpoints (0: every step)", 5, 0);
+        var maxSteps = CliOptions.OptionalInt("--max-steps", "stop after this many steps in this run (resume later)", 1);
+        var dropout = CliOptions.OptionalNumber("--dropout", "dropout in [0, 1] (default the preset's)", 0, 1);
+        var threads = CliOptions.Int("--threads", "libtorch threads (0: libtorch's choice)", 0, 0, 256);
+        var device = ModelCommands.DeviceOption();
+        var noSamples = CliOptions.Flag("--no-samples", "write no sample sheet at checkpoints");
+        var command = new Command("train", "train with the official recipe (AdamW 0.9/0.95, wd 0.05, warm-up + cosine, clip 3.0, label drop 0.1, flips, red weight 5); resumes; Ctrl-C saves")
         {
-            TrainSplit = o.Get("data") ?? "data/emoji32/train.fmds",
-            OutputDir = o.Get("out") ?? "runs/emoji32",
-            Preset = o.Get("preset") ?? "fractalmar_tiny_in32",
-            InitFrom = o.Get("init"),
-            BatchSize = o.Int("batch", 32, 1, 4096),
-            TotalSteps = o.Int("steps", 20_000, 1),
-            WarmupSteps = o.Int("warmup", 500, 0),
-            LearningRate = o.Number("lr", 1e-3, 0),
-            Seed = o.Int("seed", 0, 0),
-            CheckpointMinutes = o.Number("checkpoint-minutes", 5, 0),
-            MaxStepsThisRun = o.Get("max-steps") is { } m ? Options.ParseInt(m, "max-steps", 1) : null,
-            Dropout = o.Get("dropout") is { } d ? Options.ParseNumber(d, "dropout", 0, 1) : null,
-            Threads = o.Int("threads", 0, 0, 256),
-            Device = ModelCommands.ParseDevice(o).ToString(),
-            Config = o.Get("config") is { } c ? LoadConfig(c) : null,
+            data, output, preset, init, config, batch, steps, warmup, lr, seed, checkpointMinutes, maxSteps, dropout, threads, device, noSamples,
         };
-        bool samples = !o.Flag("no-samples");
-        o.EnsureAllUsed();
+        command.SetAction(r => Run(new TrainerOptions
+        {
+            TrainSplit = r.GetValue(data)!,
+            OutputDir = r.GetValue(output)!,
+            Preset = r.GetValue(preset)!,
+            InitFrom = r.GetValue(init),
+            BatchSize = r.GetValue(batch),
+            TotalSteps = r.GetValue(steps),
+            WarmupSteps = r.GetValue(warmup),
+            LearningRate = r.GetValue(lr),
+            Seed = r.GetValue(seed),
+            CheckpointMinutes = r.GetValue(checkpointMinutes),
+            MaxStepsThisRun = r.GetValue(maxSteps),
+            Dropout = r.GetValue(dropout),
+            Threads = r.GetValue(threads),
+            Device = ModelCommands.ParseDevice(r.GetValue(device)!).ToString(),
+            Config = r.GetValue(config) is { } c ? LoadConfig(c) : null,
+        }, samples: !r.GetValue(noSamples)));
+        return command;
+    }
+
+    static int Run(TrainerOptions options, bool samples)
+    {
         if (options.InitFrom is { } init && !File.Exists(init)) throw new UsageException($"--init: {init} not found");
         if (!File.Exists(options.TrainSplit)) throw new UsageException($"--data: {options.TrainSplit} not found (run `fractalmesh data emoji` first)");
         using var cts = new CancellationTokenSource();

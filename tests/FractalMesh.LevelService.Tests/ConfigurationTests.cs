@@ -1,6 +1,6 @@
 using Xunit;
 
-namespace FractalMesh.Rpc.Tests;
+namespace FractalMesh.LevelService.Tests;
 
 /// <summary>Bad configuration stops the LevelService at boot with the key to fix.</summary>
 public class ConfigurationTests

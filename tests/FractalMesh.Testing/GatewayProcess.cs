@@ -1,13 +1,11 @@
 using System.Diagnostics;
 using System.Net;
-using System.Net.Sockets;
-using System.Reflection;
 using System.Text;
+using FractalMesh.Client;
 using FractalMesh.Protos.Api;
-using Grpc.Net.Client;
 using Xunit;
 
-namespace FractalMesh.Gateway.Tests;
+namespace FractalMesh.Testing;
 
 /// <summary>
 /// A real gateway process on loopback, started from the built dll with the tiny reference model on two free ports
@@ -19,15 +17,14 @@ public sealed class GatewayProcess : IAsyncLifetime, IAsyncDisposable
     /// <summary>The limits the tests probe: small enough to exceed cheaply.</summary>
     public const int MaxImagesPerRequest = 8, MaxImageBytes = 16 * 1024, MaxRequestBytes = 64 * 1024, MaxConcurrent = 1, MaxQueued = 2;
 
-    public static string ModelFolder => Path.Combine(AppContext.BaseDirectory, "reference", "parity", "tiny_mar");
+    /// <summary>The model the gateway serves: the tiny reference case.</summary>
+    public static string ModelFolder => TestPaths.TinyModelFolder;
 
-    public static string GatewayDll => typeof(GatewayProcess).Assembly.GetCustomAttributes<AssemblyMetadataAttribute>()
-        .Single(a => a.Key == "GatewayDll").Value!;
+    public static string GatewayDll => TestPaths.GatewayDll;
 
     readonly StringBuilder log = new();
     readonly string[] settings;
     Process? process;
-    GrpcChannel? channel;
 
     public GatewayProcess() : this([]) { }
 
@@ -45,8 +42,12 @@ public sealed class GatewayProcess : IAsyncLifetime, IAsyncDisposable
 
     public Uri GrpcAddress { get; private set; } = null!;
     public Uri RestAddress { get; private set; } = null!;
-    public ImageGeneration.ImageGenerationClient Grpc { get; private set; } = null!;
-    public FractalMesh.Protos.Api.Jobs.JobsClient Jobs { get; private set; } = null!;
+    /// <summary>The gateway's public API over gRPC, as its callers see it.</summary>
+    public FractalMeshClient Client { get; private set; } = null!;
+    /// <summary>The image methods' stub on <see cref="Client"/>'s channel, for calls with options of a test's own.</summary>
+    public ImageGeneration.ImageGenerationClient Grpc => Client.Images;
+    /// <summary>The job methods' stub on <see cref="Client"/>'s channel.</summary>
+    public Protos.Api.Jobs.JobsClient Jobs => Client.Jobs;
     public HttpClient Rest { get; private set; } = null!;
 
     /// <summary>What the gateway printed so far, for failure messages.</summary>
@@ -88,9 +89,8 @@ public sealed class GatewayProcess : IAsyncLifetime, IAsyncDisposable
         process.BeginErrorReadLine();
 
         Rest = new HttpClient { BaseAddress = RestAddress, Timeout = TimeSpan.FromSeconds(60) };
-        channel = GrpcChannel.ForAddress(GrpcAddress, new GrpcChannelOptions { MaxSendMessageSize = null });
-        Grpc = new ImageGeneration.ImageGenerationClient(channel);
-        Jobs = new FractalMesh.Protos.Api.Jobs.JobsClient(channel);
+        // No retries: the fault tests see every Unavailable as it happens.
+        Client = new FractalMeshClient(new FractalMeshClientOptions { Address = GrpcAddress, MaxAttempts = 1, MaxMessageBytes = int.MaxValue });
 
         // The gateway listens only once the model is loaded and warmed up, so readiness is the first answer.
         var deadline = DateTime.UtcNow.AddSeconds(90);
@@ -130,7 +130,7 @@ public sealed class GatewayProcess : IAsyncLifetime, IAsyncDisposable
     public async Task DisposeAsync()
     {
         Rest?.Dispose();
-        if (channel is not null) await channel.ShutdownAsync();
+        Client?.Dispose();
         if (process is { HasExited: false })
         {
             process.Kill(entireProcessTree: true);
@@ -139,17 +139,5 @@ public sealed class GatewayProcess : IAsyncLifetime, IAsyncDisposable
         process?.Dispose();
     }
 
-    static int FreePort()
-    {
-        using var listener = new TcpListener(IPAddress.Loopback, 0);
-        listener.Start();
-        return ((IPEndPoint)listener.LocalEndpoint).Port;
-    }
-}
-
-/// <summary>Tests that share one gateway process; they run one after another, so the concurrency gate sees only what a test sends.</summary>
-[CollectionDefinition(Name)]
-public sealed class GatewayCollection : ICollectionFixture<GatewayProcess>
-{
-    public const string Name = "gateway process";
+    static int FreePort() => TestPaths.FreePort();
 }

@@ -1,24 +1,15 @@
-using System.Reflection;
 using FractalMesh.Model.Checkpoints;
 using FractalMesh.Model.Modules;
 using FractalMesh.Model.Sampling;
-using Xunit;
 using static TorchSharp.torch;
 
-// Server tests start processes that share 2 cores with the test runner: one test at a time keeps timings honest.
-[assembly: CollectionBehavior(DisableTestParallelization = true)]
-
-namespace FractalMesh.Rpc.Tests;
+namespace FractalMesh.Testing;
 
 /// <summary>The reference case <c>tiny_mar</c> (16×16, MAR levels 0 and 1, pixel head) and helpers around it.</summary>
-static class TestModel
+public static class TestModel
 {
-    /// <summary>The folder with config.json and checkpoint-last.pth, copied beside the test assembly.</summary>
-    public static string Folder => Path.Combine(AppContext.BaseDirectory, "reference", "parity", "tiny_mar");
-
-    /// <summary>The LevelService program built beside this test project.</summary>
-    public static string LevelServiceDll => typeof(TestModel).Assembly.GetCustomAttributes<AssemblyMetadataAttribute>()
-        .Single(a => a.Key == "LevelServiceDll").Value!;
+    /// <summary>The folder with config.json and checkpoint-last.pth.</summary>
+    public static string Folder => TestPaths.TinyModelFolder;
 
     static readonly Lazy<FractalModel> model = new(() =>
     {

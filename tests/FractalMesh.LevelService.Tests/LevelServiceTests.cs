@@ -1,4 +1,5 @@
 using FractalMesh.Model.Sampling;
+using FractalMesh.Rpc;
 using FractalMesh.Protos.Level;
 using Google.Protobuf;
 using Google.Rpc;
@@ -9,7 +10,7 @@ using Grpc.Reflection.V1Alpha;
 using Xunit;
 using GrpcLevelSampler = FractalMesh.Protos.Level.LevelSampler;
 
-namespace FractalMesh.Rpc.Tests;
+namespace FractalMesh.LevelService.Tests;
 
 /// <summary>
 /// One LevelService process serving level 1 and the pixel head of the tiny model, shared by the tests below. Its 50 ms

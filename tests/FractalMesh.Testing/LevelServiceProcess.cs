@@ -3,14 +3,27 @@ using System.Text.RegularExpressions;
 using Grpc.Health.V1;
 using Grpc.Net.Client;
 
-namespace FractalMesh.Rpc.Tests;
+namespace FractalMesh.Testing;
 
 /// <summary>
-/// The LevelService program as a real process on loopback: started with <c>dotnet FractalMesh.LevelService.dll</c>, the
-/// "Level" settings as command-line arguments and port 0; the address is read from Kestrel's "Now listening on" line.
+/// The level service as a real process on loopback (<c>dotnet FractalMesh.LevelService.dll</c>, the settings as
+/// <c>--Key=value</c> arguments). On port 0 (the default) the address is read from Kestrel's "Now listening on" line; on a
+/// fixed port (a service that must come back on the same address after a restart) it is known in advance. Every console
+/// line is kept, by default with the batcher's debug logs (one "queued" line per incoming call, with its deadline).
+/// <see cref="Kill"/> is kill -9.
 /// </summary>
 public sealed partial class LevelServiceProcess : IAsyncDisposable
 {
+    /// <summary>Warnings, the listening line, and the batcher's debug lines, one line each.</summary>
+    public static readonly IReadOnlyList<string> BatcherLogging =
+    [
+        "--Logging:LogLevel:Default=Warning",
+        "--Logging:LogLevel:Microsoft.Hosting.Lifetime=Information",
+        "--Logging:LogLevel:FractalMesh=Debug",
+        "--Logging:Console:FormatterName=simple",
+        "--Logging:Console:FormatterOptions:SingleLine=true",
+    ];
+
     readonly Process process;
     readonly List<string> output = [];
     readonly TaskCompletionSource<string> listening = new(TaskCreationOptions.RunContinuationsAsynchronously);
@@ -24,12 +37,21 @@ public sealed partial class LevelServiceProcess : IAsyncDisposable
     public IReadOnlyList<string> Output { get { lock (output) return output.ToList(); } }
 
     public bool HasExited => process.HasExited;
+
     public int ExitCode => process.ExitCode;
 
-    /// <summary>Settings of the tiny model serving level 1 and the pixel head, with debug logs of the batcher.</summary>
+    /// <summary>The tiny model from <paramref name="firstLevel"/> down to the pixel head on one libtorch thread, the service's other defaults.</summary>
+    public static Dictionary<string, string> TinyModelSettings(int firstLevel = 1) => new()
+    {
+        ["Level:Model"] = TestPaths.TinyModelFolder,
+        ["Level:FirstLevel"] = firstLevel.ToString(),
+        ["Level:TorchThreads"] = "1",
+    };
+
+    /// <summary>The tiny model's level 1 and pixel head on one libtorch thread, with small batches and queue.</summary>
     public static Dictionary<string, string> LevelOneSettings(int maxBatchRows = 128, int startDelayMs = 0, int maxQueueRows = 128) => new()
     {
-        ["Level:Model"] = TestModel.Folder,
+        ["Level:Model"] = TestPaths.TinyModelFolder,
         ["Level:FirstLevel"] = "1",
         ["Level:MaxBatchRows"] = maxBatchRows.ToString(),
         ["Level:StartDelayMilliseconds"] = startDelayMs.ToString(),
@@ -37,24 +59,25 @@ public sealed partial class LevelServiceProcess : IAsyncDisposable
         ["Level:TorchThreads"] = "1",
     };
 
-    /// <summary>Starts the service and, unless told otherwise, waits until it listens and reports readiness SERVING.</summary>
-    public static async Task<LevelServiceProcess> StartAsync(IReadOnlyDictionary<string, string> settings, bool waitReady = true)
+    /// <summary>
+    /// Starts the service and, unless told otherwise, waits until it listens and grpc.health.v1 readiness says SERVING.
+    /// </summary>
+    /// <param name="settings">Configuration keys and values (<c>Level:FirstLevel</c>).</param>
+    /// <param name="port">A fixed loopback port, or 0 for any.</param>
+    /// <param name="waitReady">False to return at once (a test of a service that must fail at boot).</param>
+    /// <param name="logging">The logging arguments; <see cref="BatcherLogging"/> by default. Keep the listening line when port is 0.</param>
+    public static async Task<LevelServiceProcess> StartAsync(IReadOnlyDictionary<string, string> settings, int port = 0, bool waitReady = true,
+        IEnumerable<string>? logging = null)
     {
-        var start = new ProcessStartInfo("dotnet")
-        {
-            RedirectStandardOutput = true,
-            RedirectStandardError = true,
-            UseShellExecute = false,
-        };
-        start.ArgumentList.Add(TestModel.LevelServiceDll);
-        start.ArgumentList.Add("--urls=http://127.0.0.1:0");
-        start.ArgumentList.Add("--Logging:LogLevel:FractalMesh=Debug");
-        start.ArgumentList.Add("--Logging:Console:FormatterName=simple");
-        start.ArgumentList.Add("--Logging:Console:FormatterOptions:SingleLine=true");
+        var start = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
+        start.ArgumentList.Add(TestPaths.LevelServiceDll);
+        start.ArgumentList.Add($"--urls=http://127.0.0.1:{port}");
+        foreach (var arg in logging ?? BatcherLogging) start.ArgumentList.Add(arg);
         foreach (var (key, value) in settings) start.ArgumentList.Add($"--{key}={value}");
         start.Environment["DOTNET_ENVIRONMENT"] = "Production";
         start.Environment["ASPNETCORE_ENVIRONMENT"] = "Production";
         var service = new LevelServiceProcess(Process.Start(start) ?? throw new InvalidOperationException("dotnet did not start"));
+        if (port != 0) service.Address = $"http://127.0.0.1:{port}";
         AppDomain.CurrentDomain.ProcessExit += (_, _) => service.Kill();   // never outlive the test run
         service.process.OutputDataReceived += (_, e) => service.Receive(e.Data);
         service.process.ErrorDataReceived += (_, e) => service.Receive(e.Data);
@@ -63,11 +86,13 @@ public sealed partial class LevelServiceProcess : IAsyncDisposable
         if (!waitReady) return service;
         try
         {
-            var exited = service.process.WaitForExitAsync();
-            var first = await Task.WhenAny(service.listening.Task, exited, Task.Delay(TimeSpan.FromSeconds(60)));
-            if (first != service.listening.Task)
-                throw new InvalidOperationException($"the level service did not start listening:\n{string.Join("\n", service.Output)}");
-            service.Address = service.listening.Task.Result;
+            if (port == 0)
+            {
+                var first = await Task.WhenAny(service.listening.Task, service.process.WaitForExitAsync(), Task.Delay(TimeSpan.FromSeconds(60)));
+                if (first != service.listening.Task)
+                    throw new InvalidOperationException($"the level service did not start listening:\n{string.Join("\n", service.Output)}");
+                service.Address = service.listening.Task.Result;
+            }
             await service.WaitReadyAsync(TimeSpan.FromSeconds(60));
             return service;
         }
@@ -104,7 +129,7 @@ public sealed partial class LevelServiceProcess : IAsyncDisposable
             }
             catch (Grpc.Core.RpcException) { }
             if (DateTime.UtcNow > until) throw new TimeoutException($"the level service was not ready in {timeout}:\n{string.Join("\n", Output)}");
-            await Task.Delay(100);
+            await Task.Delay(50);
         }
     }
 
@@ -120,7 +145,7 @@ public sealed partial class LevelServiceProcess : IAsyncDisposable
         }
     }
 
-    /// <summary>Waits for the process to end by itself.</summary>
+    /// <summary>Waits for the process to end by itself; returns its exit code.</summary>
     public async Task<int> WaitForExitAsync(TimeSpan timeout)
     {
         using var cts = new CancellationTokenSource(timeout);
@@ -129,12 +154,16 @@ public sealed partial class LevelServiceProcess : IAsyncDisposable
         return process.ExitCode;
     }
 
-    /// <summary>Ends this process at once, as a crash would.</summary>
+    /// <summary>kill -9: the process ends at once, calls in flight included, as a crash would.</summary>
     public void Kill()
     {
         try
         {
-            if (!process.HasExited) process.Kill(entireProcessTree: true);
+            if (!process.HasExited)
+            {
+                process.Kill(entireProcessTree: true);
+                process.WaitForExit();
+            }
         }
         catch (InvalidOperationException) { }   // already gone or disposed
     }
@@ -142,7 +171,8 @@ public sealed partial class LevelServiceProcess : IAsyncDisposable
     public async ValueTask DisposeAsync()
     {
         Kill();
-        try { await process.WaitForExitAsync(new CancellationTokenSource(TimeSpan.FromSeconds(10)).Token); } catch (OperationCanceledException) { }
+        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(10));
+        try { await process.WaitForExitAsync(timeout.Token); } catch (OperationCanceledException) { }
         process.Dispose();
     }
 }
