@@ -23,6 +23,22 @@ public static class NativeAllocator
         catch (Exception e) when (e is DllNotFoundException or EntryPointNotFoundException) { return false; }
     }
 
+    /// <summary>
+    /// Hands the heap's free pages back to the system (glibc's <c>malloc_trim</c>, which also releases whole free pages
+    /// inside the heap, not only at its top). A training step's activations change size from step to step (the masking
+    /// ratio is random), so with the thresholds above the freed blocks fragment the heap and a long run's resident size
+    /// creeps up step by step; one trim per step keeps it at what a step needs. False where there is no glibc.
+    /// </summary>
+    public static bool Trim()
+    {
+        if (!OperatingSystem.IsLinux()) return false;
+        try { return malloc_trim(0) == 1; }
+        catch (Exception e) when (e is DllNotFoundException or EntryPointNotFoundException) { return false; }
+    }
+
+    [DllImport("libc", EntryPoint = "malloc_trim")]
+    static extern int malloc_trim(nuint pad);
+
     [DllImport("libc", EntryPoint = "mallopt")]
     static extern int mallopt(int parameter, int value);
 }

@@ -113,6 +113,7 @@ public sealed class Trainer : IDisposable
             var timer = Stopwatch.StartNew();
             double lr = LearningRateAt(Step);
             double loss = TrainStep(Step, lr);
+            NativeAllocator.Trim();
             double ips = options.BatchSize / timer.Elapsed.TotalSeconds;
             Step++;
             File.AppendAllText(logPath, string.Create(CultureInfo.InvariantCulture, $"{Step},{loss:F5},{lr:E3},{ips:F2},{wall.Elapsed.TotalSeconds:F1}\n"));
