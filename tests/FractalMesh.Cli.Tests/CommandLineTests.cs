@@ -1,5 +1,6 @@
 using FractalMesh.Cli.Commands;
 using FractalMesh.Data;
+using FractalMesh.Imaging;
 using FractalMesh.Model.Checkpoints;
 using FractalMesh.Model.Config;
 using Xunit;

@@ -2,7 +2,7 @@ using System.Net;
 using System.Text;
 using System.Text.Json;
 using FractalMesh.Client;
-using FractalMesh.Data;
+using FractalMesh.Imaging;
 using FractalMesh.Protos.Api;
 using Google.Protobuf;
 using Grpc.Core;

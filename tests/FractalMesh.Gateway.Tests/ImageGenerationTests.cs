@@ -1,4 +1,4 @@
-using FractalMesh.Data;
+using FractalMesh.Imaging;
 using FractalMesh.Model.Checkpoints;
 using FractalMesh.Model.Sampling;
 using FractalMesh.Protos.Api;

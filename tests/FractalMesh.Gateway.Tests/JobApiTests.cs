@@ -1,6 +1,6 @@
 using System.Net;
 using System.Text.Json;
-using FractalMesh.Data;
+using FractalMesh.Imaging;
 using FractalMesh.Protos.Api;
 using Google.Protobuf;
 using Grpc.Core;

@@ -1,6 +1,6 @@
 using System.Net;
 using FractalMesh.Client;
-using FractalMesh.Data;
+using FractalMesh.Imaging;
 using FractalMesh.Model.Checkpoints;
 using FractalMesh.Model.Sampling;
 using FractalMesh.Protos.Api;

@@ -1,4 +1,5 @@
 using FractalMesh.Data;
+using FractalMesh.Imaging;
 using SkiaSharp;
 using Xunit;
 

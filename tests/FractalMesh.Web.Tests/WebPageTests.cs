@@ -3,7 +3,7 @@ using System.Net;
 using System.Text;
 using System.Text.Json;
 using System.Text.Json.Nodes;
-using FractalMesh.Data;
+using FractalMesh.Imaging;
 using Microsoft.Playwright;
 using Xunit;
 using Xunit.Abstractions;

@@ -1,5 +1,5 @@
 using System.Diagnostics;
-using FractalMesh.Data;
+using FractalMesh.Imaging;
 using FractalMesh.Gateway.Generation;
 using FractalMesh.Gateway.Validation;
 using FractalMesh.Protos.Api;

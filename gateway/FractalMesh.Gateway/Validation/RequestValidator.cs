@@ -1,5 +1,5 @@
 using System.Globalization;
-using FractalMesh.Data;
+using FractalMesh.Imaging;
 using FractalMesh.Gateway.Generation;
 using FractalMesh.Model.Sampling;
 using FractalMesh.Protos.Api;

@@ -1,7 +1,7 @@
 using System.CommandLine;
 using System.Diagnostics;
 using System.Globalization;
-using FractalMesh.Data;
+using FractalMesh.Imaging;
 using FractalMesh.Model.Checkpoints;
 using FractalMesh.Model.Sampling;
 

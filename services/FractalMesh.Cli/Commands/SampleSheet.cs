@@ -1,4 +1,4 @@
-using FractalMesh.Data;
+using FractalMesh.Imaging;
 using FractalMesh.Model.Modules;
 using FractalMesh.Model.Sampling;
 

@@ -128,7 +128,7 @@ public static class ModelCheckpoint
     {
         int level = Math.Min(fromLevel, config.Levels - 1);
         string prefix = FractalModel.KeyPrefix(level);
-        using var file = TorchPickleReader.ReadCheckpoint(path);
+        using var file = TorchCheckpointReader.ReadCheckpoint(path);
         var weights = file.Model.Where(kv => kv.Key.StartsWith(prefix, StringComparison.Ordinal))
             .Select(kv => KeyValuePair.Create(kv.Key[prefix.Length..], kv.Value));
         return Prepared(FractalModel.FromLevel(config, level), weights, path, device);

@@ -1,6 +1,6 @@
 using SkiaSharp;
 
-namespace FractalMesh.Data;
+namespace FractalMesh.Imaging;
 
 /// <summary>RGB images as planar bytes (3×H×W, the layout the model uses) to and from PNG, through SkiaSharp.</summary>
 public static class PngImage
