@@ -167,13 +167,14 @@ public sealed class RemotePatchSampler : IPatchSampler, IDisposable
                 PooledConnectionIdleTimeout = Timeout.InfiniteTimeSpan,
                 KeepAlivePingDelay = TimeSpan.FromSeconds(30),
                 KeepAlivePingTimeout = TimeSpan.FromSeconds(10),
+                SslOptions = LevelTls.ClientOptions(options.CaCertificatePath),
             },
         };
         var first = options.Addresses[0];
         if (first.StartsWith("dns:", StringComparison.OrdinalIgnoreCase))
         {
             if (options.Addresses.Count > 1) throw new ArgumentException($"a dns: address stands alone; got {options.Addresses.Count} addresses", nameof(options));
-            channelOptions.Credentials = ChannelCredentials.Insecure;
+            channelOptions.Credentials = LevelTls.Credentials(options.Tls, options.CallSecret, channelOptions);
             channelOptions.ServiceProvider = new Resolvers(new DnsResolverFactory(options.DnsRefreshInterval));
             return (GrpcChannel.ForAddress(first, channelOptions), 1);
         }
@@ -181,7 +182,7 @@ public sealed class RemotePatchSampler : IPatchSampler, IDisposable
             ? u : throw new ArgumentException($"'{a}' is not an http://host:port or dns:///host:port address", nameof(options))).ToList();
         if (uris.Select(u => u.Scheme).Distinct().Count() > 1) throw new ArgumentException("replica addresses mix http and https", nameof(options));
         var replicas = uris.Select(u => new BalancerAddress(u.Host, u.Port)).ToArray();
-        channelOptions.Credentials = uris[0].Scheme == "https" ? ChannelCredentials.SecureSsl : ChannelCredentials.Insecure;
+        channelOptions.Credentials = LevelTls.Credentials(uris[0].Scheme == "https", options.CallSecret, channelOptions);
         channelOptions.ServiceProvider = new Resolvers(new StaticResolverFactory(_ => replicas));
         return (GrpcChannel.ForAddress($"static:///level-{options.Level}", channelOptions), replicas.Length);
     }
