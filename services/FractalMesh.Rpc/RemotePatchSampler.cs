@@ -184,7 +184,15 @@ public sealed class RemotePatchSampler : IPatchSampler, IDisposable
         var replicas = uris.Select(u => new BalancerAddress(u.Host, u.Port)).ToArray();
         channelOptions.Credentials = LevelTls.Credentials(uris[0].Scheme == "https", options.CallSecret, channelOptions);
         channelOptions.ServiceProvider = new Resolvers(new StaticResolverFactory(_ => replicas));
-        return (GrpcChannel.ForAddress($"static:///level-{options.Level}", channelOptions), replicas.Length);
+        // The channel's name is the authority of every call, and the name TLS checks the replicas' certificate against.
+        string name = $"level-{options.Level}";
+        if (uris[0].Scheme == "https")
+        {
+            if (uris.Select(u => u.Host).Distinct(StringComparer.OrdinalIgnoreCase).Count() > 1)
+                throw new ArgumentException("https replicas listed by address must share one host name (their certificate's); list one dns:/// address instead", nameof(options));
+            name = uris[0].Authority;
+        }
+        return (GrpcChannel.ForAddress($"static:///{name}", channelOptions), replicas.Length);
     }
 
     /// <summary>The only service the channel asks its provider for here: the resolver (a static list, or DNS with a refresh interval).</summary>
