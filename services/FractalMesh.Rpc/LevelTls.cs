@@ -35,7 +35,7 @@ static class LevelTls
         roots.ImportFromPemFile(caPath);
         ssl.RemoteCertificateValidationCallback = (_, certificate, _, errors) =>
         {
-            // The name must match whatever the roots; only an untrusted root (our own CA) is checked again here.
+            // With a CA of the deployment's own the chain must end at it, whatever the system's roots say; the name must match either way.
             if (certificate is null || errors.HasFlag(SslPolicyErrors.RemoteCertificateNameMismatch) || errors.HasFlag(SslPolicyErrors.RemoteCertificateNotAvailable)) return false;
             using var chain = new X509Chain();
             chain.ChainPolicy.TrustMode = X509ChainTrustMode.CustomRootTrust;
