@@ -40,8 +40,9 @@ public static class LevelServiceExtensions
             grpc.MaxSendMessageSize = MaxMessageBytes;
         });
         builder.Services.AddGrpcReflection();
-        // Callers prove they are part of the mesh with Level:CallSecret; without one configured every call is let in.
-        builder.Services.AddAuthentication(CallSecretAuthenticationHandler.SchemeName)
+        // Callers prove they are part of the mesh with Level:CallSecret; without one configured every call is let in. No
+        // default scheme: only the fallback policy (set with a secret) runs the handler, so an open level does no work per call.
+        builder.Services.AddAuthentication()
             .AddScheme<Microsoft.AspNetCore.Authentication.AuthenticationSchemeOptions, CallSecretAuthenticationHandler>(CallSecretAuthenticationHandler.SchemeName, null);
         builder.Services.AddAuthorization();
         builder.Services.AddOptions<Microsoft.AspNetCore.Authorization.AuthorizationOptions>()
