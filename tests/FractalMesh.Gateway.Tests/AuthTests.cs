@@ -1,7 +1,7 @@
 using System.Net;
 using System.Net.Http.Headers;
 using System.Net.Http.Json;
-using FractalMesh.Client;
+using FractalMesh.Jobs.Tests;
 using FractalMesh.Protos.Api;
 using Grpc.Core;
 using Xunit;
@@ -156,5 +156,45 @@ public sealed class AuthTests(AuthGatewayFixture fixture) : IClassFixture<AuthGa
         Assert.Equal(mine.Id, (await alice.Jobs.SubmitJobAsync(request)).Id);             // still idempotent for alice
         await alice.Jobs.CancelJobAsync(new CancelJobRequest { Id = mine.Id });
         await bob.Jobs.CancelJobAsync(new CancelJobRequest { Id = theirs.Id });
+    }
+}
+
+/// <summary>
+/// Ownership travels with the job through Redis: two gateway replicas with the same keys share a Redis; a job alice
+/// submits on one is hers on the other too (bob: NOT_FOUND; the admin: visible).
+/// </summary>
+public sealed class AuthRedisTests
+{
+    [Fact]
+    public async Task TheSubmitterIsKeptInRedisAndCheckedByEveryReplica()
+    {
+        using var redis = new RedisServer();
+        string[] Settings(string replica) =>
+        [
+            $"--Gateway:Redis={redis.Endpoint}", $"--Gateway:ReplicaId={replica}", "--Auth:Enabled=true",
+            "--Auth:ApiKeys:0:Name=alice", $"--Auth:ApiKeys:0:Key={AuthGatewayFixture.AliceKey}",
+            "--Auth:ApiKeys:1:Name=bob", $"--Auth:ApiKeys:1:Key={AuthGatewayFixture.BobKey}",
+            "--Auth:ApiKeys:2:Name=ops", $"--Auth:ApiKeys:2:Key={AuthGatewayFixture.AdminKey}", "--Auth:ApiKeys:2:Role=admin",
+        ];
+        var starting = new[] { GatewayProcess.StartAsync(Settings("g1")), GatewayProcess.StartAsync(Settings("g2")) };
+        await Task.WhenAll(starting.Select(s => s.ContinueWith(_ => { })));
+        await using var g1 = await starting[0];
+        await using var g2 = await starting[1];
+
+        using var alice1 = g1.ClientWithKey(AuthGatewayFixture.AliceKey);
+        var job = await alice1.Jobs.SubmitJobAsync(new SubmitJobRequest
+        {
+            Generate = new GenerateRequest { ClassLabels = { 1 }, Count = 1, Seed = 9, Params = new SamplingParams { NumIter = { 4, 2 } } },
+        });
+
+        using var alice2 = g2.ClientWithKey(AuthGatewayFixture.AliceKey);
+        using var bob2 = g2.ClientWithKey(AuthGatewayFixture.BobKey);
+        using var admin2 = g2.ClientWithKey(AuthGatewayFixture.AdminKey);
+        Assert.Equal(job.Id, (await alice2.Jobs.GetJobAsync(new GetJobRequest { Id = job.Id })).Id);
+        Assert.Equal(job.Id, (await admin2.Jobs.GetJobAsync(new GetJobRequest { Id = job.Id })).Id);
+        var error = await Assert.ThrowsAsync<RpcException>(() => bob2.Jobs.GetJobAsync(new GetJobRequest { Id = job.Id }).ResponseAsync);
+        Assert.Equal(StatusCode.NotFound, error.StatusCode);
+        await foreach (var e in alice2.WatchJobAsync(job.Id))
+            if (e.State is JobState.Done or JobState.Failed or JobState.Cancelled) { Assert.Equal(JobState.Done, e.State); break; }
     }
 }
