@@ -47,13 +47,53 @@ public sealed class GatewayOptions : IValidatableObject
     [Range(0, 10_000, ErrorMessage = RangeMessage)]
     public int MaxQueuedRequests { get; set; } = 32;
 
-    /// <summary>Where gRPC is served, over HTTP/2 without TLS (prior knowledge); default http://localhost:5080.</summary>
+    /// <summary>
+    /// Where gRPC is served over HTTP/2: http:// without TLS (prior knowledge), or https:// with TLS and
+    /// <see cref="CertificatePath"/>; default http://localhost:5080.
+    /// </summary>
     [Required(ErrorMessage = "Gateway:{0} is required")]
     public string GrpcUrl { get; set; } = "http://localhost:5080";
 
-    /// <summary>Where the REST bridge (and health) is served, over HTTP/1.1; default http://localhost:5081.</summary>
+    /// <summary>Where the REST bridge (and health) is served over HTTP/1.1, http:// or https://; default http://localhost:5081.</summary>
     [Required(ErrorMessage = "Gateway:{0} is required")]
     public string RestUrl { get; set; } = "http://localhost:5081";
+
+    /// <summary>
+    /// The TLS certificate of the https:// addresses among <see cref="GrpcUrl"/> and <see cref="RestUrl"/>: a PKCS#12 file
+    /// (.pfx, with <see cref="CertificatePassword"/>) or a PEM certificate with <see cref="CertificateKeyPath"/> (a Kubernetes
+    /// TLS Secret's <c>tls.crt</c> and <c>tls.key</c>). Read once at start.
+    /// </summary>
+    public string? CertificatePath { get; set; }
+
+    /// <summary>The PEM private key of a PEM <see cref="CertificatePath"/>; empty for a .pfx.</summary>
+    public string? CertificateKeyPath { get; set; }
+
+    /// <summary>The password of a .pfx <see cref="CertificatePath"/>, if it has one.</summary>
+    public string? CertificatePassword { get; set; }
+
+    /// <summary>
+    /// The shared secret sent to the level services as <c>Authorization: Bearer</c> on every call (their
+    /// <c>Level:CallSecret</c>); empty: calls carry none. See deploy/README.md, Security.
+    /// </summary>
+    public string? LevelCallSecret { get; set; }
+
+    /// <summary>
+    /// Call the level services over TLS: implied by https:// addresses, needed for a dns:/// address. Their certificate is
+    /// checked against <see cref="LevelCaCertificatePath"/> when set, the system's trusted roots otherwise.
+    /// </summary>
+    public bool LevelTls { get; set; }
+
+    /// <summary>A PEM file of the CA (or self-signed certificate) that signs the level services' certificates.</summary>
+    public string? LevelCaCertificatePath { get; set; }
+
+    /// <summary>The certificate for https:// listening addresses, or null when none is configured.</summary>
+    public System.Security.Cryptography.X509Certificates.X509Certificate2? LoadCertificate()
+    {
+        if (string.IsNullOrWhiteSpace(CertificatePath)) return null;
+        return string.IsNullOrWhiteSpace(CertificateKeyPath)
+            ? System.Security.Cryptography.X509Certificates.X509CertificateLoader.LoadPkcs12FromFile(CertificatePath, CertificatePassword)
+            : System.Security.Cryptography.X509Certificates.X509Certificate2.CreateFromPemFile(CertificatePath, CertificateKeyPath);
+    }
 
     /// <summary>
     /// Where job state lives: a StackExchange.Redis connection string (e.g. <c>localhost:6379</c>) shared by every gateway
@@ -139,7 +179,12 @@ public sealed class GatewayOptions : IValidatableObject
                 [nameof(MaxImageBytes)]);
         foreach (var (name, url) in new[] { (nameof(GrpcUrl), GrpcUrl), (nameof(RestUrl), RestUrl) })
             if (!string.IsNullOrWhiteSpace(url) && ListenAddress.Parse(url) is null)
-                yield return new ValidationResult($"Gateway:{name}: '{url}' is not http://HOST:PORT (HOST: localhost, an IP address, or * for all)", [name]);
+                yield return new ValidationResult($"Gateway:{name}: '{url}' is not http(s)://HOST:PORT (HOST: localhost, an IP address, or * for all)", [name]);
+            else if (ListenAddress.Parse(url) is { Tls: true } && string.IsNullOrWhiteSpace(CertificatePath))
+                yield return new ValidationResult($"Gateway:{name}: '{url}' is https but Gateway:CertificatePath is not set", [name]);
+        foreach (var (name, path) in new[] { (nameof(CertificatePath), CertificatePath), (nameof(CertificateKeyPath), CertificateKeyPath), (nameof(LevelCaCertificatePath), LevelCaCertificatePath) })
+            if (!string.IsNullOrWhiteSpace(path) && !File.Exists(path))
+                yield return new ValidationResult($"Gateway:{name}: {Path.GetFullPath(path)} not found", [name]);
         if (GrpcUrl == RestUrl)
             yield return new ValidationResult("Gateway:GrpcUrl and Gateway:RestUrl must differ: gRPC needs HTTP/2 and REST HTTP/1.1 on a port without TLS", [nameof(RestUrl)]);
         if (!string.IsNullOrWhiteSpace(ModelPath) && !File.Exists(ModelPath) && !Directory.Exists(ModelPath))

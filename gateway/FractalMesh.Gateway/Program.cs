@@ -9,6 +9,7 @@ var builder = WebApplication.CreateBuilder(new WebApplicationOptions { Args = ar
 
 builder.AddGatewayOptions();
 builder.AddGatewayEndpoints();
+builder.AddGatewayAuth();
 builder.AddFractalMeshTelemetry(serviceName: "fractalmesh-gateway");
 builder.Services.AddImageGeneration();
 builder.Services.AddImageGenerationApi();
@@ -16,6 +17,7 @@ builder.Services.AddJobs();
 
 var app = builder.Build();
 
+app.UseGatewayAuth();
 app.MapGrpcService<ImageGenerationService>();
 app.MapGrpcService<JobService>();
 app.MapGatewayHealth();

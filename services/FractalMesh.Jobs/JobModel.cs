@@ -32,6 +32,11 @@ public sealed record JobRecord
     public int Interruptions { get; init; }
     /// <summary>The replica that queued or runs the job (its lease holder when it last wrote the record).</summary>
     public string? Owner { get; init; }
+    /// <summary>
+    /// The principal (API key name) that submitted the job: only it, or an admin, may see or cancel it. Null when the
+    /// gateway ran without authentication. Not the <see cref="Owner"/>, which is a replica.
+    /// </summary>
+    public string? Submitter { get; init; }
 
     [JsonIgnore]
     public bool IsFinished => Status is JobStatus.Done or JobStatus.Failed or JobStatus.Cancelled;

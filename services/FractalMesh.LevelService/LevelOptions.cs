@@ -68,6 +68,22 @@ public sealed class LevelOptions : IValidatableObject
     [Range(0, 60_000, ErrorMessage = "Level:StartDelayMilliseconds must be between 0 and 60000")]
     public int StartDelayMilliseconds { get; set; }
 
+    /// <summary>
+    /// The shared secret every caller (the gateway, the level above) must send as <c>Authorization: Bearer</c>; also sent
+    /// to <see cref="NextAddresses"/>. Empty (default): the service answers anyone, for local development. grpc.health.v1
+    /// stays open either way. See deploy/README.md, Security.
+    /// </summary>
+    public string? CallSecret { get; set; }
+
+    /// <summary>Call <see cref="NextAddresses"/> over TLS: implied by https:// addresses, needed for a dns:/// address.</summary>
+    public bool NextTls { get; set; }
+
+    /// <summary>A PEM file of the CA (or self-signed certificate) the next level's certificate must chain to; empty: the system's roots.</summary>
+    public string? NextCaCertificatePath { get; set; }
+
+    /// <summary>Map gRPC server reflection (lets grpcurl list the services without the protos); default false.</summary>
+    public bool EnableReflection { get; set; }
+
     /// <summary>libtorch intra-op threads; 0 (default) leaves libtorch's choice.</summary>
     [Range(0, 1024, ErrorMessage = "Level:TorchThreads must be between 0 and 1024")]
     public int TorchThreads { get; set; }
@@ -82,6 +98,10 @@ public sealed class LevelOptions : IValidatableObject
             yield return new($"Level:MaxQueueRows ({MaxQueueRows}) must be at least Level:MaxBatchRows ({MaxBatchRows})", [nameof(MaxQueueRows)]);
         if (!string.IsNullOrEmpty(Model) && !File.Exists(Model) && !Directory.Exists(Model))
             yield return new($"Level:Model: no file or folder at '{Model}'", [nameof(Model)]);
+        if (!string.IsNullOrEmpty(CallSecret) && CallSecret.Length < 16)
+            yield return new("Level:CallSecret is shorter than 16 characters: use a random token (openssl rand -hex 32)", [nameof(CallSecret)]);
+        if (!string.IsNullOrWhiteSpace(NextCaCertificatePath) && !File.Exists(NextCaCertificatePath))
+            yield return new($"Level:NextCaCertificatePath: no file at '{NextCaCertificatePath}'", [nameof(NextCaCertificatePath)]);
         foreach (var address in NextAddresses)
             if (!address.StartsWith("dns:", StringComparison.OrdinalIgnoreCase)
                 && !(Uri.TryCreate(address, UriKind.Absolute, out var uri) && uri.Scheme is "http" or "https"))

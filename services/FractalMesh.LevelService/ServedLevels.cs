@@ -108,6 +108,10 @@ public sealed class ServedLevels : IDisposable
                     Addresses = options.NextAddresses,
                     Level = last + 1,
                     Timeout = TimeSpan.FromSeconds(options.NextTimeoutSeconds),
+                    // One secret for the whole chain: this level presents to the next the secret it requires of its callers.
+                    CallSecret = string.IsNullOrEmpty(options.CallSecret) ? null : options.CallSecret,
+                    Tls = options.NextTls,
+                    CaCertificatePath = string.IsNullOrWhiteSpace(options.NextCaCertificatePath) ? null : options.NextCaCertificatePath,
                 }, patchSize: last + 1 == levels ? 1 : nodes[last + 1].Generator.PatchSize);
                 next = remote;
             }

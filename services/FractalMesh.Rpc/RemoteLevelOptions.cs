@@ -33,6 +33,18 @@ public sealed record RemoteLevelOptions
     /// HorizontalPodAutoscaler) get calls without waiting for a connection to fail; default 15 s.
     /// </summary>
     public TimeSpan DnsRefreshInterval { get; init; } = TimeSpan.FromSeconds(15);
+    /// <summary>
+    /// A shared secret sent as <c>Authorization: Bearer</c> on every call, which a level service with <c>Level:CallSecret</c>
+    /// requires; null (default): none.
+    /// </summary>
+    public string? CallSecret { get; init; }
+    /// <summary>TLS for a <c>dns:///</c> address (an https:// address implies it); default false.</summary>
+    public bool Tls { get; init; }
+    /// <summary>
+    /// A PEM file of the CA (or the self-signed certificate) the replicas' certificates must chain to, instead of the
+    /// system's trusted roots; the host name is checked either way.
+    /// </summary>
+    public string? CaCertificatePath { get; init; }
     /// <summary>Largest message sent or received; default 64 MiB.</summary>
     public int MaxMessageBytes { get; init; } = 64 << 20;
 }

@@ -167,13 +167,14 @@ public sealed class RemotePatchSampler : IPatchSampler, IDisposable
                 PooledConnectionIdleTimeout = Timeout.InfiniteTimeSpan,
                 KeepAlivePingDelay = TimeSpan.FromSeconds(30),
                 KeepAlivePingTimeout = TimeSpan.FromSeconds(10),
+                SslOptions = LevelTls.ClientOptions(options.CaCertificatePath),
             },
         };
         var first = options.Addresses[0];
         if (first.StartsWith("dns:", StringComparison.OrdinalIgnoreCase))
         {
             if (options.Addresses.Count > 1) throw new ArgumentException($"a dns: address stands alone; got {options.Addresses.Count} addresses", nameof(options));
-            channelOptions.Credentials = ChannelCredentials.Insecure;
+            channelOptions.Credentials = LevelTls.Credentials(options.Tls, options.CallSecret, channelOptions);
             channelOptions.ServiceProvider = new Resolvers(new DnsResolverFactory(options.DnsRefreshInterval));
             return (GrpcChannel.ForAddress(first, channelOptions), 1);
         }
@@ -181,9 +182,17 @@ public sealed class RemotePatchSampler : IPatchSampler, IDisposable
             ? u : throw new ArgumentException($"'{a}' is not an http://host:port or dns:///host:port address", nameof(options))).ToList();
         if (uris.Select(u => u.Scheme).Distinct().Count() > 1) throw new ArgumentException("replica addresses mix http and https", nameof(options));
         var replicas = uris.Select(u => new BalancerAddress(u.Host, u.Port)).ToArray();
-        channelOptions.Credentials = uris[0].Scheme == "https" ? ChannelCredentials.SecureSsl : ChannelCredentials.Insecure;
+        channelOptions.Credentials = LevelTls.Credentials(uris[0].Scheme == "https", options.CallSecret, channelOptions);
         channelOptions.ServiceProvider = new Resolvers(new StaticResolverFactory(_ => replicas));
-        return (GrpcChannel.ForAddress($"static:///level-{options.Level}", channelOptions), replicas.Length);
+        // The channel's name is the authority of every call, and the name TLS checks the replicas' certificate against.
+        string name = $"level-{options.Level}";
+        if (uris[0].Scheme == "https")
+        {
+            if (uris.Select(u => u.Host).Distinct(StringComparer.OrdinalIgnoreCase).Count() > 1)
+                throw new ArgumentException("https replicas listed by address must share one host name (their certificate's); list one dns:/// address instead", nameof(options));
+            name = uris[0].Authority;
+        }
+        return (GrpcChannel.ForAddress($"static:///{name}", channelOptions), replicas.Length);
     }
 
     /// <summary>The only service the channel asks its provider for here: the resolver (a static list, or DNS with a refresh interval).</summary>

@@ -16,6 +16,10 @@ public sealed class GatewayStartupTests
     [InlineData("--Gateway:Redis=localhost:6379,bogusOption=1", "Gateway:Redis")]
     [InlineData("--Gateway:LevelAddresses:0=level1:5101", "Gateway:LevelAddresses")]
     [InlineData("--Gateway:TorchThreads=-1", "Gateway:TorchThreads")]
+    [InlineData("--Auth:Enabled=true", "Auth:ApiKeys")]                                   // keys on, none listed
+    [InlineData("--Auth:ApiKeys:0:Name=a", "Auth:ApiKeys:0")]                              // neither Key nor KeySha256
+    [InlineData("--Auth:ApiKeys:0:Key=short", "Auth:ApiKeys:0:Key")]
+    [InlineData("--Gateway:GrpcUrl=https://127.0.0.1:59998", "Gateway:CertificatePath")] // TLS without a certificate
     public async Task BadSettingStopsTheGatewayNamingIt(string setting, string named)
     {
         var start = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true };

@@ -11,6 +11,8 @@ public class ConfigurationTests
         { "Level:MaxBatchRows", "0", "Level:MaxBatchRows" },
         { "Level:Device", "tpu", "Level:Device" },
         { "Level:Model", "/nonexistent/model.safetensors", "Level:Model" },
+        { "Level:CallSecret", "short", "Level:CallSecret" },
+        { "Level:NextCaCertificatePath", "/nonexistent/ca.crt", "Level:NextCaCertificatePath" },
     };
 
     [Theory]

@@ -23,7 +23,9 @@ public sealed class LevelOneService : IAsyncLifetime
 
     public async Task InitializeAsync()
     {
-        Process = await LevelServiceProcess.StartAsync(LevelServiceProcess.LevelOneSettings(maxBatchRows: 128, startDelayMs: 0, maxQueueRows: 128));
+        var settings = LevelServiceProcess.LevelOneSettings(maxBatchRows: 128, startDelayMs: 0, maxQueueRows: 128);
+        settings["Level:EnableReflection"] = "true"; // off by default
+        Process = await LevelServiceProcess.StartAsync(settings);
         Channel = GrpcChannel.ForAddress(Process.Address);
     }
 

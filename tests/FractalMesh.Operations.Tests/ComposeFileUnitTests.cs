@@ -23,7 +23,20 @@ public sealed class ComposeFileUnitTests
     static IEnumerable<(string Name, YamlNode Service)> LevelServices =>
         OurServices.Where(s => s.Program == ProgramSpec.LevelService).Select(s => (s.Name, s.Service));
 
-    static Dictionary<string, string> Environment(YamlNode service) => service.Strings("environment");
+    /// <summary>
+    /// What a service's program reads: its env_file entries (deploy/make-secrets.sh's files, made for the test) overridden
+    /// by its environment.
+    /// </summary>
+    static Dictionary<string, string> Environment(YamlNode service)
+    {
+        var env = new Dictionary<string, string>();
+        foreach (var file in EnvFiles(service))
+            foreach (var (k, v) in GeneratedSecrets.Read(Path.GetFileName(file))) env[k] = v;
+        foreach (var (k, v) in service.Strings("environment")) env[k] = v;
+        return env;
+    }
+
+    static List<string> EnvFiles(YamlNode service) => service.Items("env_file").Select(f => ((YamlScalarNode)f).Value!).ToList();
 
     static IEnumerable<int> ContainerPorts(YamlNode service) =>
         service.Items("expose").Concat(service.Items("ports")).Select(p => int.Parse(((YamlScalarNode)p).Value!.Split(':').Last().Split('/')[0]));
@@ -175,5 +188,25 @@ public sealed class ComposeFileUnitTests
             foreach (var dependency in DependsOn(service))
                 if (!Services.ContainsKey(dependency)) problems.Add($"{name}: depends_on names no service '{dependency}'");
         Assert.True(problems.Count == 0, string.Join("\n", problems));
+    }
+
+    [Fact]
+    public void AuthenticationIsOnAndSecretsComeFromTheFilesMakeSecretsWritesNeverFromTheComposeFile()
+    {
+        foreach (var (name, service, program) in OurServices)
+        {
+            var files = EnvFiles(service);
+            string expected = program == ProgramSpec.Gateway ? "deploy/secrets/gateway.env" : "deploy/secrets/level.env";
+            Assert.True(files.SequenceEqual([expected]), $"{name}: env_file should be {expected}, is [{string.Join(", ", files)}]");
+            Assert.DoesNotContain(service.Strings("environment").Keys, k => k.StartsWith("Auth__ApiKeys", StringComparison.Ordinal) || k.Contains("Secret", StringComparison.Ordinal));
+            var env = Environment(service);
+            if (program == ProgramSpec.Gateway)
+            {
+                Assert.Equal("true", env["Auth__Enabled"]);
+                Assert.Equal(env["Gateway__LevelCallSecret"], GeneratedSecrets.Read("level.env")["Level__CallSecret"]);
+            }
+            else Assert.NotEmpty(env["Level__CallSecret"]);
+        }
+        Assert.Contains("/deploy/secrets/", System.IO.File.ReadAllLines(Repository.PathOf(".gitignore")));
     }
 }

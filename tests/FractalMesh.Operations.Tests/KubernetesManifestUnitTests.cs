@@ -36,12 +36,22 @@ public sealed class KubernetesManifestUnitTests
 
         public K8sObject? Find(string kind, string name) => Objects.SingleOrDefault(o => o.Kind == kind && o.Name == name);
 
-        /// <summary>The environment a container gets: its ConfigMaps (envFrom, a later one overriding) and its own env entries.</summary>
+        /// <summary>
+        /// The environment a container gets: its ConfigMaps and Secrets (envFrom, a later one overriding; a Secret's keys
+        /// as deploy/make-secrets.sh writes them, since the Secrets are made from its files, not kept here) and its own env entries.
+        /// </summary>
         public Dictionary<string, string> EnvironmentOf(YamlNode container)
         {
             var env = new Dictionary<string, string>();
             foreach (var source in container.Items("envFrom"))
             {
+                if (source.Text("secretRef", "name") is { } secret)
+                {
+                    if (!GeneratedSecrets.KubernetesSecretFiles.TryGetValue(secret, out var file))
+                        throw new Xunit.Sdk.XunitException($"{Source}: envFrom names a Secret '{secret}' that {GeneratedSecrets.Script} does not make");
+                    foreach (var (k, v) in GeneratedSecrets.Read(file)) env[k] = v;
+                    continue;
+                }
                 var name = source.Text("configMapRef", "name")!;
                 var map = Find("ConfigMap", name) ?? throw new Xunit.Sdk.XunitException($"{Source}: envFrom names no ConfigMap '{name}'");
                 foreach (var (k, v) in map.Node.Strings("data")) env[k] = v;
@@ -450,5 +460,116 @@ public sealed class KubernetesManifestUnitTests
             Assert.True(claim is not null && in256.Find("PersistentVolumeClaim", claim) is not null,
                 $"{deployment.Name}: volume {mount!.Text("name")} names no PersistentVolumeClaim of the overlay");
         }
+    }
+
+    // Security (deploy/README.md, Security): secrets only in Secrets, authentication on, and who may reach whom.
+
+    /// <summary>Keys that hold a secret: API keys, the level call secret, certificate passwords.</summary>
+    static bool IsSecretKey(string key) =>
+        key.StartsWith("Auth__ApiKeys", StringComparison.OrdinalIgnoreCase) || key.Contains("Secret", StringComparison.OrdinalIgnoreCase)
+        || key.Contains("Password", StringComparison.OrdinalIgnoreCase) || key.EndsWith("__Key", StringComparison.OrdinalIgnoreCase);
+
+    static IReadOnlyList<string> SecretProblems(Manifest m)
+    {
+        var problems = new List<string>();
+        foreach (var map in m.OfKind("ConfigMap"))
+            foreach (var key in map.Node.Strings("data").Keys.Where(IsSecretKey))
+                problems.Add($"{m.Source}: ConfigMap {map.Name} holds {key}: a secret belongs in a Secret");
+        foreach (var deployment in m.OfKind("Deployment"))
+        {
+            var (container, program) = MainContainer(deployment);
+            foreach (var entry in container.Items("env").Where(e => IsSecretKey(e.Text("name")!) && e.Text("value") is not null))
+                problems.Add($"{m.Source}: Deployment {deployment.Name} sets {entry.Text("name")} inline: read it from a Secret");
+            if (program is null) continue;
+            var secrets = container.Items("envFrom").Select(e => e.Text("secretRef", "name")).OfType<string>().ToList();
+            var env = m.EnvironmentOf(container);
+            if (program == ProgramSpec.Gateway)
+            {
+                if (!secrets.Contains("fractalmesh-gateway-secrets")) problems.Add($"{m.Source}: the gateway does not read the Secret fractalmesh-gateway-secrets");
+                if (env.GetValueOrDefault("Auth__Enabled") != "true") problems.Add($"{m.Source}: the gateway runs without Auth__Enabled=true");
+                if (!env.ContainsKey("Gateway__LevelCallSecret")) problems.Add($"{m.Source}: the gateway sends no level call secret");
+            }
+            else if (!secrets.Contains("fractalmesh-level-secrets") || !env.ContainsKey("Level__CallSecret"))
+                problems.Add($"{m.Source}: level Deployment {deployment.Name} does not take Level__CallSecret from the Secret fractalmesh-level-secrets");
+        }
+        return problems;
+    }
+
+    /// <summary>The Deployments whose pods a NetworkPolicy peer list admits (pod selectors only: no namespace or IP peers).</summary>
+    static List<string> Admitted(Manifest m, YamlNode rule, List<string> problems, string where)
+    {
+        var admitted = new List<string>();
+        var peers = rule.Items("from").ToList();
+        if (peers.Count == 0) problems.Add($"{where}: a rule admits every source");
+        foreach (var peer in peers)
+        {
+            if (peer.Get("namespaceSelector") is not null || peer.Get("ipBlock") is not null || peer.Get("podSelector") is null)
+                problems.Add($"{where}: a peer that is not a pod selector of this namespace");
+            var selector = peer.Strings("podSelector", "matchLabels");
+            admitted.AddRange(m.OfKind("Deployment").Where(d => selector.Count > 0 && Selects(selector, PodLabels(d))).Select(d => d.Name));
+        }
+        return admitted;
+    }
+
+    /// <summary>
+    /// Level pods' gRPC port admits only the gateway and level pods; Redis admits only the gateway; every level pod and
+    /// Redis is covered by a policy; nothing else opens those ports.
+    /// </summary>
+    static IReadOnlyList<string> NetworkPolicyProblems(Manifest m)
+    {
+        var problems = new List<string>();
+        var policies = m.OfKind("NetworkPolicy").ToList();
+        var levels = m.LevelDeployments.Select(d => d.Name).ToHashSet();
+        string gateway = m.Gateway.Name;
+        var redis = m.OfKind("Deployment").Where(d => MainContainer(d).Container.Text("image")!.StartsWith("redis", StringComparison.Ordinal)).ToList();
+        if (redis.Count == 0) problems.Add($"{m.Source}: no Redis Deployment");
+        foreach (var target in m.LevelDeployments.Concat(redis))
+        {
+            var covering = policies.Where(p => Selects(p.Node.Strings("spec", "podSelector", "matchLabels"), PodLabels(target))).ToList();
+            if (covering.Count == 0) { problems.Add($"{m.Source}: no NetworkPolicy selects Deployment {target.Name}'s pods"); continue; }
+            bool isLevel = levels.Contains(target.Name);
+            var container = MainContainer(target).Container;
+            int guarded = isLevel ? m.GrpcPortOf(target) : 6379;
+            var allowed = isLevel ? levels.Append(gateway).ToHashSet() : [gateway];
+            foreach (var policy in covering)
+            {
+                string where = $"{m.Source}: NetworkPolicy {policy.Name} on {target.Name}";
+                if (!policy.Node.Items("spec", "policyTypes").Select(t => ((YamlScalarNode)t).Value).Contains("Ingress"))
+                    problems.Add($"{where}: not an Ingress policy");
+                bool reachable = false;
+                foreach (var rule in policy.Node.Items("spec", "ingress"))
+                {
+                    var ports = rule.Items("ports").Select(p => p.Text("port")!).ToList();
+                    bool opensGuarded = ports.Count == 0 || ports.Any(p => (int.TryParse(p, out var n) ? n : Resolve(container, p)) == guarded);
+                    if (!opensGuarded) continue;
+                    var admitted = Admitted(m, rule, problems, where);
+                    foreach (var stranger in admitted.Where(a => !allowed.Contains(a)).Distinct())
+                        problems.Add($"{where}: Deployment {stranger} may reach port {guarded}");
+                    reachable |= admitted.Contains(gateway);
+                }
+                if (!reachable) problems.Add($"{where}: the gateway cannot reach port {guarded}");
+            }
+        }
+        return problems;
+    }
+
+    [Fact]
+    public void NoSecretSitsInAConfigMapAndEveryProgramReadsItsSecretsFromASecretWithAuthenticationOn()
+    {
+        AssertNone(SecretProblems(BaseFiles));
+        foreach (var folder in new[] { Base, Gpu, In256 }) AssertNone(SecretProblems(Rendered(folder)));
+        if (!OperatingSystem.IsWindows())
+        {
+            Assert.Equal(UnixFileMode.UserRead | UnixFileMode.UserWrite, GeneratedSecrets.ModeOf("gateway.env"));
+            Assert.Equal(UnixFileMode.UserRead | UnixFileMode.UserWrite, GeneratedSecrets.ModeOf("level.env"));
+        }
+        Assert.Equal(GeneratedSecrets.Read("gateway.env")["Gateway__LevelCallSecret"], GeneratedSecrets.Read("level.env")["Level__CallSecret"]);
+    }
+
+    [Fact]
+    public void OnlyTheGatewayAndLevelsReachTheLevelsAndOnlyTheGatewayReachesRedis()
+    {
+        AssertNone(NetworkPolicyProblems(BaseFiles));
+        foreach (var folder in new[] { Base, Gpu, In256 }) AssertNone(NetworkPolicyProblems(Rendered(folder)));
     }
 }

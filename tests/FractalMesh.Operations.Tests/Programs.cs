@@ -1,6 +1,7 @@
 using System.ComponentModel.DataAnnotations;
 using System.Reflection;
 using FractalMesh.Gateway;
+using FractalMesh.Gateway.Security;
 using FractalMesh.LevelService;
 using FractalMesh.Observability;
 using Microsoft.Extensions.Configuration;
@@ -21,7 +22,7 @@ sealed record ProgramSpec(string Name, string Image, string DockerfilePath, stri
 
     public static readonly ProgramSpec Gateway = new("gateway", "fractalmesh/gateway", "deploy/gateway.Dockerfile",
         "gateway/FractalMesh.Gateway/FractalMesh.Gateway.csproj", SectionsOf(typeof(GatewayOptions).Assembly,
-            new Dictionary<string, Type> { [GatewayOptions.Section] = typeof(GatewayOptions) }));
+            new Dictionary<string, Type> { [GatewayOptions.Section] = typeof(GatewayOptions), [AuthOptions.Section] = typeof(AuthOptions) }));
 
     public static readonly ProgramSpec[] All = [LevelService, Gateway];
 
@@ -41,6 +42,10 @@ sealed record ProgramSpec(string Name, string Image, string DockerfilePath, stri
             own[ObservabilityOptions.Section] = typeof(ObservabilityOptions);
         return own;
     }
+
+    /// <summary>The entry type of an array or list property, or null for anything else.</summary>
+    static Type? ElementType(Type type) =>
+        type.IsArray ? type.GetElementType() : type.IsGenericType && type.GetGenericTypeDefinition() == typeof(List<>) ? type.GetGenericArguments()[0] : null;
 
     /// <summary>ASP.NET Core's and .NET's own settings that a deployment may set as well.</summary>
     static bool IsFrameworkKey(string key) =>
@@ -68,8 +73,10 @@ sealed record ProgramSpec(string Name, string Image, string DockerfilePath, stri
             var property = type.GetProperty(parts.Length > 1 ? parts[1] : "", BindingFlags.Public | BindingFlags.Instance | BindingFlags.IgnoreCase);
             if (parts.Length < 2 || property is null || property.SetMethod is not { IsPublic: true })
                 problems.Add($"{where}: {key}: {type.Name} has no settable property '{(parts.Length > 1 ? parts[1] : "")}'");
-            else if (parts.Length > 3 || parts.Length == 3 && !(int.TryParse(parts[2], out _) && property.PropertyType.IsArray))
+            else if (parts.Length > 4 || parts.Length >= 3 && !(int.TryParse(parts[2], out _) && ElementType(property.PropertyType) is not null))
                 problems.Add($"{where}: {key}: {type.Name}.{property.Name} is not a list that '{parts[2]}' could index");
+            else if (parts.Length == 4 && ElementType(property.PropertyType)!.GetProperty(parts[3], BindingFlags.Public | BindingFlags.Instance | BindingFlags.IgnoreCase) is null)
+                problems.Add($"{where}: {key}: the entries of {type.Name}.{property.Name} have no property '{parts[3]}'");
             else
             {
                 if (!bySection.TryGetValue(type.Name, out var values)) bySection[type.Name] = values = [];

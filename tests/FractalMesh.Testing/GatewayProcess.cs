@@ -24,12 +24,31 @@ public sealed class GatewayProcess : IAsyncLifetime, IAsyncDisposable
 
     readonly StringBuilder log = new();
     readonly string[] settings;
+    readonly TlsCertificate? tls;
     Process? process;
 
     public GatewayProcess() : this([]) { }
 
     /// <param name="settings">Extra <c>--Gateway:Key=value</c> arguments; they come last, so they override the defaults.</param>
-    GatewayProcess(IEnumerable<string> settings) => this.settings = settings.ToArray();
+    /// <param name="tls">Serve both ports over https with this certificate (then <see cref="Rest"/> trusts it).</param>
+    GatewayProcess(IEnumerable<string> settings, TlsCertificate? tls = null)
+    {
+        this.settings = settings.ToArray();
+        this.tls = tls;
+    }
+
+    /// <summary>Starts a gateway serving gRPC and REST over TLS with <paramref name="certificate"/> and waits until it is ready.</summary>
+    public static async Task<GatewayProcess> StartTlsAsync(TlsCertificate certificate, params string[] settings)
+    {
+        var gateway = new GatewayProcess(settings, certificate);
+        try { await gateway.InitializeAsync(); }
+        catch { await gateway.DisposeAsync(); throw; }
+        return gateway;
+    }
+
+    /// <summary>A client of this gateway's gRPC API sending <paramref name="apiKey"/> (none when null); the caller disposes it.</summary>
+    public FractalMeshClient ClientWithKey(string? apiKey) =>
+        new(new FractalMeshClientOptions { Address = GrpcAddress, ApiKey = apiKey, MaxAttempts = 1, MaxMessageBytes = int.MaxValue });
 
     /// <summary>Starts a gateway with extra settings and waits until it is ready.</summary>
     public static async Task<GatewayProcess> StartAsync(params string[] settings)
@@ -59,8 +78,9 @@ public sealed class GatewayProcess : IAsyncLifetime, IAsyncDisposable
     {
         Assert.True(File.Exists(GatewayDll), $"build the gateway first: {GatewayDll} not found");
         int grpcPort = FreePort(), restPort = FreePort();
-        GrpcAddress = new Uri($"http://127.0.0.1:{grpcPort}");
-        RestAddress = new Uri($"http://127.0.0.1:{restPort}");
+        string scheme = tls is null ? "http" : "https";
+        GrpcAddress = new Uri($"{scheme}://127.0.0.1:{grpcPort}");
+        RestAddress = new Uri($"{scheme}://127.0.0.1:{restPort}");
         var start = new ProcessStartInfo("dotnet")
         {
             RedirectStandardOutput = true,
@@ -79,6 +99,7 @@ public sealed class GatewayProcess : IAsyncLifetime, IAsyncDisposable
             $"--Gateway:MaxConcurrentRequests={MaxConcurrent}",
             $"--Gateway:MaxQueuedRequests={MaxQueued}",
             "--Logging:LogLevel:Default=Warning",
+            .. tls is null ? [] : new[] { $"--Gateway:CertificatePath={tls.PfxPath}", $"--Gateway:CertificatePassword={tls.Password}" },
             .. settings,
         ];
         foreach (var arg in args) start.ArgumentList.Add(arg);
@@ -88,7 +109,7 @@ public sealed class GatewayProcess : IAsyncLifetime, IAsyncDisposable
         process.BeginOutputReadLine();
         process.BeginErrorReadLine();
 
-        Rest = new HttpClient { BaseAddress = RestAddress, Timeout = TimeSpan.FromSeconds(60) };
+        Rest = new HttpClient(tls is null ? new SocketsHttpHandler() : tls.TrustingHandler()) { BaseAddress = RestAddress, Timeout = TimeSpan.FromSeconds(60) };
         // No retries: the fault tests see every Unavailable as it happens.
         Client = new FractalMeshClient(new FractalMeshClientOptions { Address = GrpcAddress, MaxAttempts = 1, MaxMessageBytes = int.MaxValue });
 

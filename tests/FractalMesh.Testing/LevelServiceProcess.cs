@@ -28,7 +28,13 @@ public sealed partial class LevelServiceProcess : IAsyncDisposable
     readonly List<string> output = [];
     readonly TaskCompletionSource<string> listening = new(TaskCreationOptions.RunContinuationsAsynchronously);
 
-    LevelServiceProcess(Process process) => this.process = process;
+    readonly TlsCertificate? tls;
+
+    LevelServiceProcess(Process process, TlsCertificate? tls)
+    {
+        this.process = process;
+        this.tls = tls;
+    }
 
     /// <summary>http://127.0.0.1:PORT</summary>
     public string Address { get; private set; } = "";
@@ -66,18 +72,24 @@ public sealed partial class LevelServiceProcess : IAsyncDisposable
     /// <param name="port">A fixed loopback port, or 0 for any.</param>
     /// <param name="waitReady">False to return at once (a test of a service that must fail at boot).</param>
     /// <param name="logging">The logging arguments; <see cref="BatcherLogging"/> by default. Keep the listening line when port is 0.</param>
+    /// <param name="tls">Serve over https with this certificate (Kestrel's default certificate); readiness is checked trusting it.</param>
     public static async Task<LevelServiceProcess> StartAsync(IReadOnlyDictionary<string, string> settings, int port = 0, bool waitReady = true,
-        IEnumerable<string>? logging = null)
+        IEnumerable<string>? logging = null, TlsCertificate? tls = null)
     {
         var start = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
         start.ArgumentList.Add(TestPaths.LevelServiceDll);
-        start.ArgumentList.Add($"--urls=http://127.0.0.1:{port}");
+        start.ArgumentList.Add($"--urls={(tls is null ? "http" : "https")}://127.0.0.1:{port}");
+        if (tls is not null)
+        {
+            start.ArgumentList.Add($"--Kestrel:Certificates:Default:Path={tls.PfxPath}");
+            start.ArgumentList.Add($"--Kestrel:Certificates:Default:Password={tls.Password}");
+        }
         foreach (var arg in logging ?? BatcherLogging) start.ArgumentList.Add(arg);
         foreach (var (key, value) in settings) start.ArgumentList.Add($"--{key}={value}");
         start.Environment["DOTNET_ENVIRONMENT"] = "Production";
         start.Environment["ASPNETCORE_ENVIRONMENT"] = "Production";
-        var service = new LevelServiceProcess(Process.Start(start) ?? throw new InvalidOperationException("dotnet did not start"));
-        if (port != 0) service.Address = $"http://127.0.0.1:{port}";
+        var service = new LevelServiceProcess(Process.Start(start) ?? throw new InvalidOperationException("dotnet did not start"), tls);
+        if (port != 0) service.Address = $"{(tls is null ? "http" : "https")}://127.0.0.1:{port}";
         AppDomain.CurrentDomain.ProcessExit += (_, _) => service.Kill();   // never outlive the test run
         service.process.OutputDataReceived += (_, e) => service.Receive(e.Data);
         service.process.ErrorDataReceived += (_, e) => service.Receive(e.Data);
@@ -110,13 +122,13 @@ public sealed partial class LevelServiceProcess : IAsyncDisposable
         if (ListeningLine().Match(line) is { Success: true } m) listening.TrySetResult(m.Groups[1].Value);
     }
 
-    [GeneratedRegex(@"Now listening on: (http://127\.0\.0\.1:\d+)")]
+    [GeneratedRegex(@"Now listening on: (https?://127\.0\.0\.1:\d+)")]
     private static partial Regex ListeningLine();
 
     /// <summary>Polls grpc.health.v1 "readiness" until SERVING.</summary>
     public async Task WaitReadyAsync(TimeSpan timeout)
     {
-        using var channel = GrpcChannel.ForAddress(Address);
+        using var channel = GrpcChannel.ForAddress(Address, new GrpcChannelOptions { HttpHandler = tls?.TrustingHandler() });
         var health = new Health.HealthClient(channel);
         var until = DateTime.UtcNow + timeout;
         while (true)

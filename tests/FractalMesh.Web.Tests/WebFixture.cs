@@ -67,8 +67,26 @@ public sealed class WebFixture : IAsyncLifetime
 
     async Task StartGatewayAsync()
     {
+        (gateway, RestAddress, Rest) = await LaunchGatewayAsync([$"--Gateway:MaxQueuedJobs={MaxQueuedJobs}"], log);
+    }
+
+    /// <summary>
+    /// A gateway of a test's own, with extra <c>--Key=value</c> settings (a gateway with API keys), on the same model and
+    /// limits as the shared one; killed when disposed.
+    /// </summary>
+    public async Task<OwnGateway> StartOwnGatewayAsync(params string[] settings)
+    {
+        var ownLog = new StringBuilder();
+        var (process, address, rest) = await LaunchGatewayAsync(settings, ownLog);
+        return new OwnGateway(process, address, rest, ownLog);
+    }
+
+    /// <summary>Starts the built gateway on two free ports with <paramref name="settings"/> last and waits until it is ready.</summary>
+    static async Task<(Process Process, Uri RestAddress, HttpClient Client)> LaunchGatewayAsync(string[] settings, StringBuilder log)
+    {
+        string Log() { lock (log) return log.ToString(); }
         int grpcPort = FreePort(), restPort = FreePort();
-        RestAddress = new Uri($"http://127.0.0.1:{restPort}");
+        var restAddress = new Uri($"http://127.0.0.1:{restPort}");
         var start = new ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false };
         // One libtorch thread (both ways, whichever the gateway honours): with two on a 2-core machine shared with the
         // browser, OpenMP threads spin at barriers waiting for each other.
@@ -78,30 +96,29 @@ public sealed class WebFixture : IAsyncLifetime
             GatewayDll,
             $"--Gateway:ModelPath={ModelPath}",
             $"--Gateway:GrpcUrl=http://127.0.0.1:{grpcPort}",
-            $"--Gateway:RestUrl={RestAddress}",
+            $"--Gateway:RestUrl={restAddress}",
             "--Gateway:TorchThreads=1",
-            $"--Gateway:MaxQueuedJobs={MaxQueuedJobs}",
             "--Logging:LogLevel:Default=Warning",
-        }) start.ArgumentList.Add(arg);
-        gateway = Process.Start(start)!;
+        }.Concat(settings)) start.ArgumentList.Add(arg);
+        var gateway = Process.Start(start)!;
         gateway.OutputDataReceived += (_, e) => { if (e.Data is not null) lock (log) log.AppendLine(e.Data); };
         gateway.ErrorDataReceived += (_, e) => { if (e.Data is not null) lock (log) log.AppendLine(e.Data); };
         gateway.BeginOutputReadLine();
         gateway.BeginErrorReadLine();
-        Rest = new HttpClient { BaseAddress = RestAddress, Timeout = TimeSpan.FromSeconds(60) };
+        var rest = new HttpClient { BaseAddress = restAddress, Timeout = TimeSpan.FromSeconds(60) };
 
         // The gateway listens only once the model is loaded and warmed up, so readiness is the first answer.
         var deadline = DateTime.UtcNow.AddSeconds(90);
         while (true)
         {
-            Assert.False(gateway.HasExited, $"the gateway exited with {(gateway.HasExited ? gateway.ExitCode : 0)}:\n{Log}");
+            Assert.False(gateway.HasExited, $"the gateway exited with {(gateway.HasExited ? gateway.ExitCode : 0)}:\n{Log()}");
             try
             {
-                using var ready = await Rest.GetAsync("/healthz/ready");
-                if (ready.StatusCode == HttpStatusCode.OK) return;
+                using var ready = await rest.GetAsync("/healthz/ready");
+                if (ready.StatusCode == HttpStatusCode.OK) return (gateway, restAddress, rest);
             }
             catch (HttpRequestException) { }
-            Assert.True(DateTime.UtcNow < deadline, $"the gateway did not become ready in 90 s:\n{Log}");
+            Assert.True(DateTime.UtcNow < deadline, $"the gateway did not become ready in 90 s:\n{Log()}");
             await Task.Delay(200);
         }
     }
@@ -111,11 +128,12 @@ public sealed class WebFixture : IAsyncLifetime
     /// form built). It records every picture the page puts on its stage (<see cref="WebPage.StageSourcesAsync"/>) and
     /// every uncaught script error.
     /// </summary>
-    public async Task<WebPage> OpenAsync()
+    /// <param name="gatewayAddress">Another gateway's REST address (<see cref="StartOwnGatewayAsync"/>); the shared one by default.</param>
+    public async Task<WebPage> OpenAsync(Uri? gatewayAddress = null)
     {
         var context = await Browser.NewContextAsync(new BrowserNewContextOptions
         {
-            BaseURL = RestAddress.ToString(),
+            BaseURL = (gatewayAddress ?? RestAddress).ToString(),
             ViewportSize = new ViewportSize { Width = 1280, Height = 1000 },
             AcceptDownloads = true,
         });
@@ -161,6 +179,25 @@ public sealed class WebFixture : IAsyncLifetime
         using var listener = new TcpListener(IPAddress.Loopback, 0);
         listener.Start();
         return ((IPEndPoint)listener.LocalEndpoint).Port;
+    }
+}
+
+/// <summary>A gateway process a test started for itself (<see cref="WebFixture.StartOwnGatewayAsync"/>).</summary>
+public sealed class OwnGateway(Process process, Uri restAddress, HttpClient rest, StringBuilder log) : IAsyncDisposable
+{
+    public Uri RestAddress { get; } = restAddress;
+    public HttpClient Rest { get; } = rest;
+    public string Log { get { lock (log) return log.ToString(); } }
+
+    public async ValueTask DisposeAsync()
+    {
+        Rest.Dispose();
+        if (!process.HasExited)
+        {
+            process.Kill(entireProcessTree: true);
+            await process.WaitForExitAsync();
+        }
+        process.Dispose();
     }
 }
 

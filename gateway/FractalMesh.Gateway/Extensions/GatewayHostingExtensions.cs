@@ -25,9 +25,10 @@ public static class GatewayHostingExtensions
     {
         builder.Services.AddOptions<KestrelServerOptions>().Configure<IOptions<GatewayOptions>>((kestrel, options) =>
         {
-            var gateway = options.Value; // validated: both addresses parse
-            ListenAddress.Parse(gateway.GrpcUrl)!.Listen(kestrel, HttpProtocols.Http2);
-            ListenAddress.Parse(gateway.RestUrl)!.Listen(kestrel, HttpProtocols.Http1);
+            var gateway = options.Value; // validated: both addresses parse, and an https one has a certificate
+            var certificate = gateway.LoadCertificate();
+            ListenAddress.Parse(gateway.GrpcUrl)!.Listen(kestrel, HttpProtocols.Http2, certificate);
+            ListenAddress.Parse(gateway.RestUrl)!.Listen(kestrel, HttpProtocols.Http1, certificate);
             // A REST body carries the PNGs in base64 (4/3 larger) inside JSON; gRPC messages are bounded by MaxReceiveMessageSize.
             kestrel.Limits.MaxRequestBodySize = gateway.MaxRequestBytes * 4L / 3 + 64 * 1024;
         });
@@ -41,8 +42,9 @@ public static class GatewayHostingExtensions
     /// </summary>
     public static WebApplication MapGatewayHealth(this WebApplication app)
     {
-        app.MapHealthChecks("/healthz/live", new() { Predicate = _ => false });
-        app.MapHealthChecks("/healthz/ready", new() { ResponseWriter = WriteReport });
+        // Open with Auth:Enabled too: probes carry no key.
+        app.MapHealthChecks("/healthz/live", new() { Predicate = _ => false }).AllowAnonymous();
+        app.MapHealthChecks("/healthz/ready", new() { ResponseWriter = WriteReport }).AllowAnonymous();
         return app;
     }
 

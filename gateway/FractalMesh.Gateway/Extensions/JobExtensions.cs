@@ -1,5 +1,6 @@
 using System.Diagnostics.Metrics;
 using FractalMesh.Gateway.Jobs;
+using FractalMesh.Gateway.Security;
 using FractalMesh.Jobs;
 using Microsoft.Extensions.Diagnostics.HealthChecks;
 using Microsoft.Extensions.Options;
@@ -16,7 +17,8 @@ public static class JobExtensions
     public static IServiceCollection AddJobs(this IServiceCollection services)
     {
         services.AddSingleton<JobStoreConnection>();
-        services.AddSingleton<IJobStore>(sp => sp.GetRequiredService<JobStoreConnection>().Store);
+        // Every job records the principal that submitted it (docs/ARCHITECTURE.md, Security).
+        services.AddSingleton<IJobStore>(sp => new SubmitterJobStore(sp.GetRequiredService<JobStoreConnection>().Store));
         services.AddSingleton<ImageJobExecutor>();
         services.AddSingleton(sp =>
         {

@@ -20,11 +20,13 @@ public static class WebPageExtensions
     /// <summary>Maps <c>GET /</c>, the page's other files by name, and <c>GET /v1/model</c>.</summary>
     public static WebApplication MapWebPage(this WebApplication app)
     {
-        app.MapGet("/v1/model", (IImageGenerator generator, IOptions<GatewayOptions> options) => Describe(generator.Model, options.Value));
+        // Anonymous with Auth:Enabled too: the page and the model's shape are public, so the page loads and then asks for
+        // an API key, which it sends on the job calls (docs/ARCHITECTURE.md, Security).
+        app.MapGet("/v1/model", (IImageGenerator generator, IOptions<GatewayOptions> options) => Describe(generator.Model, options.Value)).AllowAnonymous();
         foreach (var (path, file) in PageFiles.Value)
         {
-            app.MapMethods(path, GetOrHead, (HttpContext context) => Serve(context, file));
-            if (path == "/index.html") app.MapMethods("/", GetOrHead, (HttpContext context) => Serve(context, file));
+            app.MapMethods(path, GetOrHead, (HttpContext context) => Serve(context, file)).AllowAnonymous();
+            if (path == "/index.html") app.MapMethods("/", GetOrHead, (HttpContext context) => Serve(context, file)).AllowAnonymous();
         }
         return app;
     }

@@ -33,6 +33,9 @@ public sealed class DistributedImageGenerator : IImageGenerator, IDisposable
             Addresses = o.LevelAddresses,
             Level = first,
             Timeout = TimeSpan.FromSeconds(o.LevelTimeoutSeconds),
+            CallSecret = string.IsNullOrEmpty(o.LevelCallSecret) ? null : o.LevelCallSecret,
+            Tls = o.LevelTls,
+            CaCertificatePath = string.IsNullOrWhiteSpace(o.LevelCaCertificatePath) ? null : o.LevelCaCertificatePath,
         };
         if (first == 0)
         {

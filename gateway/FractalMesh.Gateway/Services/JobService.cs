@@ -1,4 +1,5 @@
 using FractalMesh.Gateway.Jobs;
+using FractalMesh.Gateway.Security;
 using FractalMesh.Gateway.Validation;
 using FractalMesh.Jobs;
 using FractalMesh.Protos.Api;
@@ -14,7 +15,9 @@ namespace FractalMesh.Gateway.Services;
 /// <summary>
 /// The job API (protos/fractalmesh.proto, service Jobs) over gRPC and REST: submit returns at once, the
 /// <see cref="JobRunner"/> queues and runs the job with a checkpoint after every level-0 step, and any replica sharing the
-/// store can get, watch or cancel it.
+/// store can get, watch or cancel it. A job is seen and cancelled only by the principal that submitted it or an admin;
+/// anyone else gets NOT_FOUND, the same answer as for an id that never existed, so job ids cannot be probed
+/// (docs/ARCHITECTURE.md, Security).
 /// </summary>
 public sealed class JobService(RequestValidator validator, JobRunner runner, IJobStore store, ILogger<JobService> logger)
     : FractalMesh.Protos.Api.Jobs.JobsBase
@@ -29,9 +32,15 @@ public sealed class JobService(RequestValidator validator, JobRunner runner, IJo
     {
         var job = validator.Job(request);
         string spec = ImageJobExecutor.Serialize(request);
-        string? key = request.IdempotencyKey.Length == 0 ? null : request.IdempotencyKey;
+        string? principal = Callers.Principal(context.GetHttpContext().User);
+        // Idempotency keys are the caller's own: another principal's equal key names another job.
+        string? key = request.IdempotencyKey.Length == 0 ? null : principal is null ? request.IdempotencyKey : $"{principal}:{request.IdempotencyKey}";
         (JobRecord Job, bool Created) submitted;
-        try { submitted = await runner.SubmitAsync(spec, job.Options.NumIter[0], key, context.CancellationToken); }
+        try
+        {
+            submitted = await SubmitterJobStore.SubmitAs(principal,
+                () => runner.SubmitAsync(spec, job.Options.NumIter[0], key, context.CancellationToken));
+        }
         catch (JobQueueFullException e)
         {
             throw new Google.Rpc.Status
@@ -53,12 +62,13 @@ public sealed class JobService(RequestValidator validator, JobRunner runner, IJo
     public override async Task<Job> GetJob(GetJobRequest request, ServerCallContext context)
     {
         RequestValidator.CheckJobId(request.Id);
-        return ToJob(await store.GetAsync(request.Id, context.CancellationToken) ?? throw NotFound(request.Id));
+        return ToJob(await VisibleAsync(request.Id, context) ?? throw NotFound(request.Id));
     }
 
     public override async Task<Job> CancelJob(CancelJobRequest request, ServerCallContext context)
     {
         RequestValidator.CheckJobId(request.Id);
+        _ = await VisibleAsync(request.Id, context) ?? throw NotFound(request.Id);
         var job = await runner.CancelAsync(request.Id, CancelWait, context.CancellationToken) ?? throw NotFound(request.Id);
         return ToJob(job);
     }
@@ -68,7 +78,7 @@ public sealed class JobService(RequestValidator validator, JobRunner runner, IJo
         RequestValidator.CheckWatch(request);
         var cancel = context.CancellationToken;
         string id = request.Id;
-        _ = await store.GetAsync(id, cancel) ?? throw NotFound(id);
+        _ = await VisibleAsync(id, context) ?? throw NotFound(id);
         string? cursor = request.AfterEventId.Length == 0 ? null : request.AfterEventId;
         DateTime? missingSince = null;
         while (true)
@@ -100,6 +110,13 @@ public sealed class JobService(RequestValidator validator, JobRunner runner, IJo
             else if ((missingSince ??= DateTime.UtcNow) + MissingGrace < DateTime.UtcNow)
                 throw new RpcException(new Grpc.Core.Status(StatusCode.NotFound, $"job {id} is no longer in the job store (expired, or lost with Redis)"));
         }
+    }
+
+    /// <summary>The job when it exists and the caller may see it; null otherwise, so that both answer NOT_FOUND alike.</summary>
+    async Task<JobRecord?> VisibleAsync(string id, ServerCallContext context)
+    {
+        var record = await store.GetAsync(id, context.CancellationToken);
+        return record is not null && Callers.MaySee(context.GetHttpContext().User, record) ? record : null;
     }
 
     static bool IsFinished(JobStatus status) => status is JobStatus.Done or JobStatus.Failed or JobStatus.Cancelled;

@@ -5,6 +5,8 @@
 //   GET /v1/jobs/{id}/events   newline-delimited JSON JobEvents, one per line, with preview PNGs (base64)
 //   GET /v1/jobs/{id}          the job's state (after a dropped stream)
 //   DELETE /v1/jobs/{id}       cancel
+// A gateway with Auth:Enabled wants the API key typed into the page on every job call, as Authorization: Bearer <key>;
+// the key stays in this tab's sessionStorage only.
 'use strict';
 
 const $ = (id) => document.getElementById(id);
@@ -16,8 +18,18 @@ const ui = {
   brush: $('brush'), brushSize: $('brush-size'), clearMask: $('clear-mask'), invertMask: $('invert-mask'), maskInfo: $('mask-info'),
   upload: $('upload'), inpaint: $('inpaint'), shiftX: $('shift-x'), shiftY: $('shift-y'), outpaint: $('outpaint'),
   stage: $('stage'), image: $('image'), mask: $('mask'), progress: $('progress'), status: $('status'), error: $('error'),
-  job: $('job'), steps: $('steps'),
+  job: $('job'), steps: $('steps'), apiKey: $('api-key'),
 };
+
+const API_KEY_ITEM = 'fractalmesh.apiKey';
+ui.apiKey.value = sessionStorage.getItem(API_KEY_ITEM) ?? '';
+ui.apiKey.addEventListener('change', () => sessionStorage.setItem(API_KEY_ITEM, ui.apiKey.value.trim()));
+
+/** The Authorization header for the typed API key, or none. */
+function authHeaders() {
+  const key = ui.apiKey.value.trim();
+  return key ? { authorization: `Bearer ${key}` } : {};
+}
 
 const state = {
   model: null,   // GET /v1/model
@@ -62,7 +74,7 @@ function fieldInputs(path) {
   if (/^class_labels(\[\d+\])?$/.test(field) || field === 'class_label') return [ui.cls];
   return [{
     'seed': ui.seed, 'params.cfg': ui.cfg, 'params.cfg_schedule': ui.cfgSchedule, 'params.temperature': ui.temperature,
-    'image_png': ui.upload, 'mask_png': ui.mask, 'x': ui.shiftX, 'y': ui.shiftY,
+    'image_png': ui.upload, 'mask_png': ui.mask, 'x': ui.shiftX, 'y': ui.shiftY, 'api_key': ui.apiKey,
   }[field]];
 }
 
@@ -76,6 +88,9 @@ function httpError(status, body, text) {
   }
   switch (status) {
     case 400: return new UserError(`The gateway did not accept the request: ${message}`);
+    case 401: return new UserError(ui.apiKey.value.trim()
+      ? 'The gateway did not accept this API key: check the key in the API key field.'
+      : 'The gateway asks for an API key: type it into the API key field at the top, then try again.', [], ['api_key']);
     case 404: return new UserError(`The gateway does not know this job (any more): ${message}`);
     case 413: case 414: return new UserError('The request is too large for the gateway: use a smaller image.');
     case 429: return new UserError(`The gateway is busy right now (${message}). Wait a moment and try again.`);
@@ -93,7 +108,7 @@ async function api(method, path, body) {
   try {
     response = await fetch(path, {
       method,
-      headers: body === undefined ? {} : { 'content-type': 'application/json' },
+      headers: { ...authHeaders(), ...(body === undefined ? {} : { 'content-type': 'application/json' }) },
       body: body === undefined ? undefined : JSON.stringify(body),
     });
   } catch (e) {
@@ -414,7 +429,7 @@ async function follow(job) {
     const path = `/v1/jobs/${job.id}/events${after ? `?afterEventId=${encodeURIComponent(after)}` : ''}`;
     let response;
     try {
-      response = await fetch(path);
+      response = await fetch(path, { headers: authHeaders() });
     } catch {
       continue; // the gateway is away: try again in a second
     }

@@ -20,8 +20,8 @@ public static class LevelServiceExtensions
     const int MaxMessageBytes = 64 << 20;
 
     /// <summary>
-    /// Options (section "Level", validated with data annotations at start), HTTP/2 without TLS on every endpoint, gRPC with
-    /// reflection, grpc.health.v1 with separate liveness ("" and "liveness") and readiness ("readiness" and the
+    /// Options (section "Level", validated with data annotations at start), HTTP/2 on every endpoint (TLS where Kestrel's
+    /// configuration gives a certificate), the call secret, gRPC with reflection when enabled, grpc.health.v1 with separate liveness ("" and "liveness") and readiness ("readiness" and the
     /// LevelSampler service's own name), the model loader and the row batcher.
     /// </summary>
     public static WebApplicationBuilder AddLevelService(this WebApplicationBuilder builder)
@@ -31,7 +31,7 @@ public static class LevelServiceExtensions
             .ValidateDataAnnotations()
             .ValidateOnStart();
 
-        // gRPC between services is cleartext HTTP/2 inside the cluster (h2c): no HTTP/1.1 fallback to negotiate.
+        // gRPC between services is HTTP/2 only: h2c by default, TLS through Kestrel's Certificates/Endpoints configuration.
         builder.WebHost.ConfigureKestrel(kestrel => kestrel.ConfigureEndpointDefaults(endpoint => endpoint.Protocols = HttpProtocols.Http2));
 
         builder.Services.AddGrpc(grpc =>
@@ -40,6 +40,18 @@ public static class LevelServiceExtensions
             grpc.MaxSendMessageSize = MaxMessageBytes;
         });
         builder.Services.AddGrpcReflection();
+        // Callers prove they are part of the mesh with Level:CallSecret; without one configured every call is let in. No
+        // default scheme: only the fallback policy (set with a secret) runs the handler, so an open level does no work per call.
+        builder.Services.AddAuthentication()
+            .AddScheme<Microsoft.AspNetCore.Authentication.AuthenticationSchemeOptions, CallSecretAuthenticationHandler>(CallSecretAuthenticationHandler.SchemeName, null);
+        builder.Services.AddAuthorization();
+        builder.Services.AddOptions<Microsoft.AspNetCore.Authorization.AuthorizationOptions>()
+            .Configure<Microsoft.Extensions.Options.IOptions<LevelOptions>>((authorization, level) =>
+            {
+                if (!string.IsNullOrEmpty(level.Value.CallSecret))
+                    authorization.FallbackPolicy = new Microsoft.AspNetCore.Authorization.AuthorizationPolicyBuilder(CallSecretAuthenticationHandler.SchemeName)
+                        .RequireAuthenticatedUser().Build();
+            });
         builder.Services.AddGrpcHealthChecks(health =>
         {
             health.Services.Clear();
@@ -58,12 +70,18 @@ public static class LevelServiceExtensions
         return builder;
     }
 
-    /// <summary>The LevelSampler service, grpc.health.v1 and server reflection.</summary>
+    /// <summary>
+    /// The LevelSampler service behind the call secret, grpc.health.v1 open to probes, and server reflection only with
+    /// <c>Level:EnableReflection</c> (it describes the service to anyone who can reach the port).
+    /// </summary>
     public static WebApplication MapLevelService(this WebApplication app)
     {
+        app.UseAuthentication();
+        app.UseAuthorization();
         app.MapGrpcService<LevelSamplerService>();
-        app.MapGrpcHealthChecksService();
-        app.MapGrpcReflectionService();
+        app.MapGrpcHealthChecksService().AllowAnonymous();
+        if (app.Services.GetRequiredService<Microsoft.Extensions.Options.IOptions<LevelOptions>>().Value.EnableReflection)
+            app.MapGrpcReflectionService();
         return app;
     }
 }
