@@ -52,9 +52,10 @@ public static class JobExtensions
 }
 
 /// <summary>
-/// The job store the configuration asks for: with <c>Gateway:Redis</c>, one shared <see cref="ConnectionMultiplexer"/>
-/// (AbortOnConnectFail off: the gateway starts and serves while Redis is away; commands fail fast instead of queuing, so
-/// generation never waits on a missing Redis) behind a <see cref="DegradableJobStore"/>; without it, memory alone.
+/// The job store the configuration asks for: with <c>Gateway:Redis</c> (and <c>Gateway:RedisUser</c>, <c>RedisPassword</c>,
+/// <c>RedisTls…</c>), one shared <see cref="ConnectionMultiplexer"/> (AbortOnConnectFail off: the gateway starts and serves
+/// while Redis is away; commands fail fast instead of queuing, so generation never waits on a missing Redis; refused
+/// credentials stop the start) behind a <see cref="DegradableJobStore"/>; without it, memory alone.
 /// </summary>
 public sealed class JobStoreConnection : IDisposable
 {
@@ -68,12 +69,10 @@ public sealed class JobStoreConnection : IDisposable
             Description = "in-memory job store (no Gateway:Redis; jobs do not survive this process)";
             return;
         }
-        var config = ConfigurationOptions.Parse(o.Redis); // validated at start
-        config.AbortOnConnectFail = false;
-        config.BacklogPolicy = BacklogPolicy.FailFast;
-        config.ReconnectRetryPolicy = new ExponentialRetry(250, 5000);
-        config.ClientName ??= "fractalmesh-gateway";
-        Multiplexer = ConnectionMultiplexer.Connect(config);
+        var settings = o.RedisSettings(); // validated at start
+        var config = settings.ToConfiguration();
+        // Redis away: degraded, reconnecting. Redis refusing the credentials: a RedisCredentialsException, and no start.
+        Multiplexer = RedisConnection.Connect(settings, "fractalmesh-gateway");
         Degradable = new DegradableJobStore(new RedisJobStore(Multiplexer, retention, o.RedisKeyPrefix), new InMemoryJobStore(retention: retention));
         Store = Degradable;
         Description = $"Redis at {string.Join(",", config.EndPoints)}";
