@@ -7,7 +7,7 @@ namespace FractalMesh.Jobs.Tests;
 public sealed class RedisSecurityTests
 {
     // The default user off: only the named ACL user, with its password, may connect.
-    const string AclArguments = "--appendonly no --user default off --user fmgw on >s3cret ~* &* +@all";
+    const string AclArguments = "--appendonly no --user default off --user fmgw on >s3cret ~sec:* &* +@all -@dangerous";
 
     static RedisConnectionSettings Settings(RedisServer server, string? user, string? password, bool tls = false, string? ca = null) =>
         new(server.Endpoint + ",connectTimeout=2000", user, password, tls, ca, Section: "Gateway");
@@ -18,6 +18,15 @@ public sealed class RedisSecurityTests
         var job = new JobRecord { Id = "j", RequestJson = "{}", CreatedAt = DateTimeOffset.UtcNow };
         await store.CreateAsync(job, null);
         Assert.Equal("{}", (await store.GetAsync("j"))!.RequestJson);
+        // Everything the runner does, under the deployments' ACL (~prefix:* +@all -@dangerous): scripts, streams, sorted sets.
+        Assert.True(await store.TryLeaseAsync("j", "gw-1", TimeSpan.FromSeconds(5)));
+        await store.SaveOwnedAsync(job with { Step = 1 }, new JobCheckpoint(1, [1], [true]), "gw-1");
+        await store.AppendEventAsync("j", new JobEvent("", JobStatus.Running, 1, 1, 1, null, null));
+        Assert.Single(await store.ReadEventsAsync("j", null, TimeSpan.Zero));
+        await store.KeepAliveAsync("j");
+        Assert.Equal(["j"], await store.ActiveJobsAsync());
+        Assert.Empty(await store.OrphanedJobsAsync());
+        await store.ReleaseLeaseAsync("j", "gw-1");
     }
 
     [Fact]
