@@ -106,6 +106,10 @@ public sealed class GatewayOptions : IValidatableObject
     [Range(1, 100_000, ErrorMessage = RangeMessage)]
     public int MaxQueuedJobs { get; set; } = 64;
 
+    /// <summary>Job watches (WatchJob streams) open at once on this replica; beyond this WatchJob answers RESOURCE_EXHAUSTED (HTTP 429). Default 1000.</summary>
+    [Range(1, 100_000, ErrorMessage = RangeMessage)]
+    public int MaxWatchers { get; set; } = 1000;
+
     /// <summary>How long a job's state is kept (the TTL of its Redis keys; finished jobs in memory); default 60 minutes.</summary>
     [Range(1, 60 * 24 * 30, ErrorMessage = RangeMessage)]
     public int JobRetentionMinutes { get; set; } = 60;

@@ -18,6 +18,7 @@ public static class JobExtensions
         services.AddSingleton<JobStoreConnection>();
         services.AddSingleton<IJobStore>(sp => sp.GetRequiredService<JobStoreConnection>().Store);
         services.AddSingleton<ImageJobExecutor>();
+        services.AddSingleton<WatcherGate>();
         services.AddSingleton(sp =>
         {
             var o = sp.GetRequiredService<IOptions<GatewayOptions>>().Value;

@@ -16,7 +16,7 @@ namespace FractalMesh.Gateway.Services;
 /// <see cref="JobRunner"/> queues and runs the job with a checkpoint after every level-0 step, and any replica sharing the
 /// store can get, watch or cancel it.
 /// </summary>
-public sealed class JobService(RequestValidator validator, JobRunner runner, IJobStore store, ILogger<JobService> logger)
+public sealed class JobService(RequestValidator validator, JobRunner runner, IJobStore store, WatcherGate watchers, ILogger<JobService> logger)
     : FractalMesh.Protos.Api.Jobs.JobsBase
 {
     /// <summary>How long CancelJob waits for a running job to stop before answering with its state then.</summary>
@@ -66,6 +66,7 @@ public sealed class JobService(RequestValidator validator, JobRunner runner, IJo
     public override async Task WatchJob(WatchJobRequest request, IServerStreamWriter<JobEvent> responseStream, ServerCallContext context)
     {
         RequestValidator.CheckWatch(request);
+        using var place = watchers.Enter();
         var cancel = context.CancellationToken;
         string id = request.Id;
         _ = await store.GetAsync(id, cancel) ?? throw NotFound(id);
