@@ -13,6 +13,8 @@ public sealed class RedisKeys(string prefix = "fm")
     public RedisKey Lease(string id) => $"{prefix}:lease:{id}";
     public RedisKey Cancel(string id) => $"{prefix}:cancel:{id}";
     public RedisKey Active => $"{prefix}:active";
+    /// <summary>A replica's wake-up stream for its blocking reader (<see cref="RedisStreamReader"/>).</summary>
+    public RedisKey Wake(string replica) => $"{prefix}:wake:{replica}";
 }
 
 /// <summary>
@@ -22,7 +24,11 @@ public sealed class RedisKeys(string prefix = "fm")
 /// the active set their full TTL again (<see cref="KeepAliveAsync"/>), and reading the active set drops ids whose record
 /// is gone.
 /// </summary>
-public sealed class RedisJobStore(IConnectionMultiplexer redis, TimeSpan ttl, string prefix = "fm") : IJobStore
+/// <param name="redis">The process's one shared multiplexer.</param>
+/// <param name="ttl">Time to live of every key (the retention).</param>
+/// <param name="prefix">Prefix of every key.</param>
+/// <param name="reader">Blocks on the event streams for waiting reads (<c>XREAD BLOCK</c> on its own connection); null: reads poll.</param>
+public sealed class RedisJobStore(IConnectionMultiplexer redis, TimeSpan ttl, string prefix = "fm", RedisStreamReader? reader = null) : IJobStore
 {
     static readonly JsonSerializerOptions Json = new(JsonSerializerDefaults.Web);
     readonly RedisKeys keys = new(prefix);
@@ -151,16 +157,19 @@ public sealed class RedisJobStore(IConnectionMultiplexer redis, TimeSpan ttl, st
     public async Task<IReadOnlyList<JobEvent>> ReadEventsAsync(string id, string? afterId, TimeSpan wait, CancellationToken cancel = default)
     {
         if (afterId is not null && !EventIds.TryParse(afterId, out _)) throw new ArgumentException($"'{afterId}' is not an event id (ms-seq)", nameof(afterId));
-        // StackExchange.Redis multiplexes one connection and so does not issue blocking XREAD: poll briefly instead.
+        // The shared multiplexer must not block (it pipelines every caller): the reader blocks on a connection of its own and
+        // wakes this read when the stream grows; without one, poll briefly.
         var deadline = DateTime.UtcNow + wait;
         while (true)
         {
             var entries = await Db.StreamRangeAsync(keys.Events(id), afterId is null ? "-" : "(" + afterId, "+", count: 100);
-            if (entries.Length > 0 || DateTime.UtcNow >= deadline)
+            var left = deadline - DateTime.UtcNow;
+            if (entries.Length > 0 || left <= TimeSpan.Zero)
             {
                 return entries.Select(e => JsonSerializer.Deserialize<JobEvent>((string)e["e"]!, Json)! with { Id = e.Id! }).ToList();
             }
-            await Task.Delay(50, cancel);
+            if (reader is null) await Task.Delay(50, cancel);
+            else await reader.WaitAsync(keys.Events(id), afterId ?? "0-0", left, cancel);
         }
     }
 

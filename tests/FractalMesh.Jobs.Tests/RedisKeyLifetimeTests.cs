@@ -96,4 +96,32 @@ public sealed class RedisKeyLifetimeTests : IClassFixture<RedisFixture>
         Assert.Equal(JobStatus.Done, (await store.GetAsync(queued))!.Status);
         Assert.Empty(await store.ActiveJobsAsync());
     }
+
+    [Fact]
+    public async Task AWaitingReadBlocksOnTheStreamInsteadOfPolling()
+    {
+        string prefix = Prefix();
+        var keys = new RedisKeys(prefix);
+        using var blocking = redis.Server.Connect();
+        await using var reader = new RedisStreamReader(blocking, redis.Multiplexer, keys.Wake("r1"), TimeSpan.FromMilliseconds(300));
+        var store = new RedisJobStore(redis.Multiplexer, TimeSpan.FromMinutes(5), prefix, reader);
+        await store.CreateAsync(Job("w"), null);
+        string first = await store.AppendEventAsync("w", new JobEvent("", JobStatus.Running, 0, 4, 0, null, null));
+        using var admin = ConnectionMultiplexer.Connect(new ConfigurationOptions { EndPoints = { redis.Server.Endpoint }, AllowAdmin = true });
+        var db = admin.GetDatabase();
+        long XRangeCalls() => ((string)db.Execute("INFO", "commandstats")!).Split('\n').Where(l => l.StartsWith("cmdstat_xrange:"))
+            .Select(l => long.Parse(l.Split(':')[1].Split(',')[0].Split('=')[1])).FirstOrDefault();
+
+        long before = XRangeCalls();
+        var waited = System.Diagnostics.Stopwatch.StartNew();
+        var waiting = store.ReadEventsAsync("w", first, TimeSpan.FromSeconds(10));
+        await Task.Delay(1500);
+        Assert.False(waiting.IsCompleted);
+        await store.AppendEventAsync("w", new JobEvent("", JobStatus.Done, 4, 4, 1, null, null));
+        var next = await waiting.WaitAsync(TimeSpan.FromSeconds(5));
+        Assert.Equal(JobStatus.Done, Assert.Single(next).Status);
+        Assert.True(waited.Elapsed < TimeSpan.FromSeconds(3), $"woken after {waited.Elapsed}");
+        long calls = XRangeCalls() - before;
+        Assert.True(calls <= 4, $"{calls} XRANGE calls in 1.5 s of waiting: it polled");   // polling every 50 ms: about 30
+    }
 }

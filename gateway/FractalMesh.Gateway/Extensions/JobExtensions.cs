@@ -74,7 +74,15 @@ public sealed class JobStoreConnection : IDisposable
         var config = settings.ToConfiguration();
         // Redis away: degraded, reconnecting. Redis refusing the credentials: a RedisCredentialsException, and no start.
         Multiplexer = RedisConnection.Connect(settings, "fractalmesh-gateway");
-        Degradable = new DegradableJobStore(new RedisJobStore(Multiplexer, retention, o.RedisKeyPrefix), new InMemoryJobStore(retention: retention));
+        // Watchers block on the event streams through one reader on a connection of its own (the shared one must never block).
+        var blockingConfig = settings.ToConfiguration();
+        blockingConfig.ClientName = "fractalmesh-gateway-xread";
+        blockingConfig.AsyncTimeout = blockingConfig.SyncTimeout = 5000;
+        BlockingMultiplexer = ConnectionMultiplexer.Connect(blockingConfig);
+        var keys = new RedisKeys(o.RedisKeyPrefix);
+        string replica = string.IsNullOrWhiteSpace(o.ReplicaId) ? Guid.NewGuid().ToString("N") : o.ReplicaId;
+        StreamReader = new RedisStreamReader(BlockingMultiplexer, Multiplexer, keys.Wake(replica));
+        Degradable = new DegradableJobStore(new RedisJobStore(Multiplexer, retention, o.RedisKeyPrefix, StreamReader), new InMemoryJobStore(retention: retention));
         Store = Degradable;
         Description = $"Redis at {string.Join(",", config.EndPoints)}";
         if (!Multiplexer.IsConnected) logger.LogWarning("Redis at {Endpoints} is not reachable: jobs run without durable checkpoints until it is", Description);
@@ -82,13 +90,21 @@ public sealed class JobStoreConnection : IDisposable
 
     public IJobStore Store { get; }
     public IConnectionMultiplexer? Multiplexer { get; }
+    /// <summary>The connection the stream reader blocks on (<c>XREAD BLOCK</c>); nothing else uses it.</summary>
+    public IConnectionMultiplexer? BlockingMultiplexer { get; }
+    public RedisStreamReader? StreamReader { get; }
     public DegradableJobStore? Degradable { get; }
     public string Description { get; }
 
     /// <summary>Redis configured but unreachable (or its last call failed): jobs run on, without durable checkpoints or takeover.</summary>
     public bool Degraded => Degradable is not null && (Degradable.Degraded || Multiplexer is { IsConnected: false });
 
-    public void Dispose() => Multiplexer?.Dispose();
+    public void Dispose()
+    {
+        StreamReader?.DisposeAsync().AsTask().GetAwaiter().GetResult();
+        BlockingMultiplexer?.Dispose();
+        Multiplexer?.Dispose();
+    }
 }
 
 /// <summary>
