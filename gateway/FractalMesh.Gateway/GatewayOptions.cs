@@ -101,6 +101,28 @@ public sealed class GatewayOptions : IValidatableObject
     /// </summary>
     public string? Redis { get; set; }
 
+    /// <summary>The Redis ACL user (Redis 6+); empty: the connection string's <c>user=</c>, or Redis's <c>default</c> user.</summary>
+    public string? RedisUser { get; set; }
+
+    /// <summary>The password of <see cref="RedisUser"/> (or of <c>requirepass</c>); set it from a secret, never in a config file.</summary>
+    public string? RedisPassword { get; set; }
+
+    /// <summary>Connect to Redis with TLS (Redis's <c>tls-port</c>); default false.</summary>
+    public bool RedisTls { get; set; }
+
+    /// <summary>A PEM file of the CA that signed Redis's certificate, trusted instead of the system's CAs; needs <see cref="RedisTls"/>.</summary>
+    public string? RedisTlsCaFile { get; set; }
+
+    /// <summary>A PEM client certificate, for a Redis with <c>tls-auth-clients yes</c>; with <see cref="RedisTlsClientKeyFile"/>.</summary>
+    public string? RedisTlsClientCertFile { get; set; }
+
+    /// <summary>The PEM private key of <see cref="RedisTlsClientCertFile"/>.</summary>
+    public string? RedisTlsClientKeyFile { get; set; }
+
+    /// <summary>The Redis settings as the job store takes them.</summary>
+    public FractalMesh.Jobs.RedisConnectionSettings RedisSettings() =>
+        new(Redis ?? "", RedisUser, RedisPassword, RedisTls, RedisTlsCaFile, RedisTlsClientCertFile, RedisTlsClientKeyFile, Section: "Gateway");
+
     /// <summary>Prefix of every Redis key the gateway writes; replicas that share jobs share it. Default fm.</summary>
     [RegularExpression("^[A-Za-z0-9_.-]{1,32}$", ErrorMessage = "Gateway:RedisKeyPrefix must be 1 to 32 characters of A-Z, a-z, 0-9, _ . -")]
     public string RedisKeyPrefix { get; set; } = "fm";
@@ -123,6 +145,10 @@ public sealed class GatewayOptions : IValidatableObject
     /// <summary>Jobs waiting on this replica; beyond this SubmitJob answers RESOURCE_EXHAUSTED (HTTP 429). Default 64.</summary>
     [Range(1, 100_000, ErrorMessage = RangeMessage)]
     public int MaxQueuedJobs { get; set; } = 64;
+
+    /// <summary>Job watches (WatchJob streams) open at once on this replica; beyond this WatchJob answers RESOURCE_EXHAUSTED (HTTP 429). Default 1000.</summary>
+    [Range(1, 100_000, ErrorMessage = RangeMessage)]
+    public int MaxWatchers { get; set; } = 1000;
 
     /// <summary>How long a job's state is kept (the TTL of its Redis keys; finished jobs in memory); default 60 minutes.</summary>
     [Range(1, 60 * 24 * 30, ErrorMessage = RangeMessage)]
@@ -173,6 +199,7 @@ public sealed class GatewayOptions : IValidatableObject
             try { StackExchange.Redis.ConfigurationOptions.Parse(Redis); }
             catch (Exception e) when (e is ArgumentException or FormatException or NotSupportedException) { problem = e.Message; }
             if (problem is not null) yield return new ValidationResult($"Gateway:Redis: '{Redis}' is not a Redis connection string: {problem}", [nameof(Redis)]);
+            else foreach (var message in RedisSettings().Problems()) yield return new ValidationResult(message, [nameof(Redis)]);
         }
         if (MaxImageBytes > MaxRequestBytes)
             yield return new ValidationResult($"Gateway:MaxImageBytes ({MaxImageBytes}) exceeds Gateway:MaxRequestBytes ({MaxRequestBytes})",

@@ -98,6 +98,19 @@ public sealed class DegradableJobStore(IJobStore redis, InMemoryJobStore local) 
         await WriteThrough(id, () => redis.SaveCheckpointAsync(id, checkpoint, cancel));
     }
 
+    /// <summary>
+    /// Redis arbitrates: a refusal there (another replica holds the lease) propagates and nothing is written. While Redis
+    /// is away no one can arbitrate, so the write goes to memory and reaches Redis with the next sync.
+    /// </summary>
+    public async Task SaveOwnedAsync(JobRecord job, JobCheckpoint? checkpoint, string owner, CancellationToken cancel = default)
+    {
+        await WriteThrough(job.Id, () => redis.SaveOwnedAsync(job, checkpoint, owner, cancel));
+        if (checkpoint is not null) await local.SaveCheckpointAsync(job.Id, checkpoint, cancel);
+        await local.UpdateAsync(job, cancel);
+    }
+
+    public async Task KeepAliveAsync(string id, CancellationToken cancel = default) => await Redis(() => redis.KeepAliveAsync(id, cancel));
+
     public async Task<JobCheckpoint?> LoadCheckpointAsync(string id, CancellationToken cancel = default) =>
         await Redis(() => redis.LoadCheckpointAsync(id, cancel), null) ?? await local.LoadCheckpointAsync(id, cancel);
 

@@ -12,6 +12,13 @@ public interface IJobStore
     Task UpdateAsync(JobRecord job, CancellationToken cancel = default);
 
     Task SaveCheckpointAsync(string id, JobCheckpoint checkpoint, CancellationToken cancel = default);
+    /// <summary>
+    /// Writes the record (and the checkpoint, when given) only while <paramref name="owner"/> holds the job's lease, checked
+    /// and written in one atomic step; throws <see cref="LeaseLostException"/> and writes nothing otherwise.
+    /// </summary>
+    Task SaveOwnedAsync(JobRecord job, JobCheckpoint? checkpoint, string owner, CancellationToken cancel = default);
+    /// <summary>Gives the job's keys (record, checkpoint, events) and the active set their full time to live again.</summary>
+    Task KeepAliveAsync(string id, CancellationToken cancel = default);
     Task<JobCheckpoint?> LoadCheckpointAsync(string id, CancellationToken cancel = default);
 
     /// <summary>Appends an event and returns its id (<see cref="EventIds"/>: Redis stream ids, or ids of the same shape in memory).</summary>
@@ -31,3 +38,7 @@ public interface IJobStore
     /// <summary>Queued or running jobs, oldest first (queue positions).</summary>
     Task<IReadOnlyList<string>> ActiveJobsAsync(CancellationToken cancel = default);
 }
+
+/// <summary>A write refused because another replica holds the job's lease: the writer must stop working on the job.</summary>
+public sealed class LeaseLostException(string id, string owner)
+    : Exception($"job {id}: {owner} no longer holds its lease; the write was refused");

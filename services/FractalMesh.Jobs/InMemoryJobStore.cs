@@ -63,6 +63,21 @@ public sealed class InMemoryJobStore(TimeProvider? clock = null, TimeSpan? reten
         return Task.CompletedTask;
     }
 
+    public Task SaveOwnedAsync(JobRecord job, JobCheckpoint? checkpoint, string owner, CancellationToken cancel = default)
+    {
+        lock (gate)
+        {
+            if (!leases.TryGetValue(job.Id, out var lease) || lease.Owner != owner || lease.Until <= time.GetUtcNow())
+                throw new LeaseLostException(job.Id, owner);
+            jobs[job.Id] = job;
+            if (checkpoint is not null) checkpoints[job.Id] = checkpoint;
+        }
+        return Task.CompletedTask;
+    }
+
+    /// <summary>Nothing expires here before it is finished and past the retention.</summary>
+    public Task KeepAliveAsync(string id, CancellationToken cancel = default) => Task.CompletedTask;
+
     public Task<JobCheckpoint?> LoadCheckpointAsync(string id, CancellationToken cancel = default)
     {
         lock (gate) return Task.FromResult(checkpoints.GetValueOrDefault(id));

@@ -12,7 +12,9 @@ namespace FractalMesh.Jobs;
 /// <remarks>
 /// Ownership: the replica holding a job's lease is the only one that runs it. The lease is taken before a new job is
 /// visible, renewed every <see cref="JobRunnerOptions.Heartbeat"/> and before every checkpoint; a replica that finds the
-/// lease taken by another stops its copy without writing. While Redis is away the store cannot arbitrate, so every
+/// lease taken by another stops its copy without writing; every record and checkpoint write of a job is checked against
+/// its lease by the store in the same atomic step (<see cref="IJobStore.SaveOwnedAsync"/>), so a replica that lost the
+/// lease between its renewal and its write is refused, and stops. While Redis is away the store cannot arbitrate, so every
 /// replica keeps its own jobs and none takes another's over.
 /// </remarks>
 public sealed class JobRunner : IAsyncDisposable
@@ -295,8 +297,6 @@ public sealed class JobRunner : IAsyncDisposable
             Status = JobStatus.Running, Owner = Owner, UpdatedAt = time.GetUtcNow(),
             Step = checkpoint?.Step ?? 0,
         };
-        await store.UpdateAsync(current);
-        await AppendEventAsync(id, new JobEvent("", JobStatus.Running, current.Step, current.Steps, current.DoneFraction, null, null));
         if (checkpoint is not null)
             logger.LogInformation("Job {Id}: resuming at level-0 step {Step} (resumption {Count})", id, checkpoint.Step, current.Resumptions);
 
@@ -309,12 +309,18 @@ public sealed class JobRunner : IAsyncDisposable
                 job.Cancel(StopReason.LostLease);
                 return;
             }
-            await store.SaveCheckpointAsync(id, report.Checkpoint);
-            current = current with
+            var next = current with
             {
                 Step = report.Checkpoint.Step, Steps = report.Steps, DoneFraction = report.DoneFraction, UpdatedAt = time.GetUtcNow(),
             };
-            await store.UpdateAsync(current);
+            try { await store.SaveOwnedAsync(next, report.Checkpoint, Owner); }
+            catch (LeaseLostException)
+            {
+                // Taken over between the renewal and the write: the store refused it, and this copy stops.
+                job.Cancel(StopReason.LostLease);
+                return;
+            }
+            current = next;
             await AppendEventAsync(id, new JobEvent("", JobStatus.Running, current.Step, current.Steps, current.DoneFraction, report.PreviewPng, null));
             if (await store.IsCancelRequestedAsync(id)) job.Cancel(StopReason.Cancelled);
         }
@@ -322,6 +328,8 @@ public sealed class JobRunner : IAsyncDisposable
         bool release = true;
         try
         {
+            await store.SaveOwnedAsync(current, null, Owner);
+            await AppendEventAsync(id, new JobEvent("", JobStatus.Running, current.Step, current.Steps, current.DoneFraction, null, null));
             IReadOnlyList<JobImage> images;
             int failuresInARow = 0;
             while (true)
@@ -345,11 +353,10 @@ public sealed class JobRunner : IAsyncDisposable
                     checkpoint = await store.LoadCheckpointAsync(id);
                     current = current with { Interruptions = current.Interruptions + 1, Step = checkpoint?.Step ?? 0, UpdatedAt = time.GetUtcNow() };
                     Interlocked.Increment(ref interrupted);
-                    await store.UpdateAsync(current);
+                    await store.SaveOwnedAsync(current, null, Owner);
                     await AppendEventAsync(id, new JobEvent("", JobStatus.Running, current.Step, current.Steps, current.DoneFraction, null, null));
                 }
             }
-            // Even with a lost lease the images are the ones any owner would make (same seeds): keep them.
             current = current with { Status = JobStatus.Done, Images = images, Step = Math.Max(current.Step, current.Steps), DoneFraction = 1 };
             await FinishAsync(current, JobStatus.Done, null);
             logger.LogInformation("Job {Id}: done ({Count} images)", id, images.Count);
@@ -371,6 +378,11 @@ public sealed class JobRunner : IAsyncDisposable
                     break;
             }
         }
+        catch (LeaseLostException)
+        {
+            release = false;
+            logger.LogWarning("Job {Id}: another replica holds its lease (a write was refused); stopped here at step {Step}", id, current.Step);
+        }
         catch (Exception e)
         {
             logger.LogError(e, "Job {Id} failed", id);
@@ -385,8 +397,14 @@ public sealed class JobRunner : IAsyncDisposable
     async Task<JobRecord> FinishAsync(JobRecord record, JobStatus status, string? error)
     {
         var finished = record with { Status = status, Error = error, UpdatedAt = time.GetUtcNow(), Owner = Owner };
+        try { await store.SaveOwnedAsync(finished, null, Owner); }
+        catch (LeaseLostException)
+        {
+            // The job's new owner finishes it (with the same images: same seeds); this replica's word no longer counts.
+            logger.LogWarning("Job {Id}: not marked {Status} here: another replica holds its lease", record.Id, status);
+            return record;
+        }
         Interlocked.Increment(ref status == JobStatus.Done ? ref done : ref status == JobStatus.Failed ? ref failed : ref cancelled);
-        await store.UpdateAsync(finished);
         await AppendEventAsync(record.Id, new JobEvent("", status, finished.Step, finished.Steps, finished.DoneFraction, null, error));
         return finished;
     }
@@ -426,10 +444,15 @@ public sealed class JobRunner : IAsyncDisposable
                 else job.Cancel(StopReason.LostLease);
                 logger.LogWarning("Job {Id}: lease lost to another replica", job.Id);
             }
-            else if (await store.IsCancelRequestedAsync(job.Id))
+            else
             {
-                if (job.Running) job.Cancel(StopReason.Cancelled);
-                else await CancelAsync(job.Id, TimeSpan.Zero);
+                // Queued jobs write nothing until they run: without this their record would expire on a long queue.
+                await store.KeepAliveAsync(job.Id);
+                if (await store.IsCancelRequestedAsync(job.Id))
+                {
+                    if (job.Running) job.Cancel(StopReason.Cancelled);
+                    else await CancelAsync(job.Id, TimeSpan.Zero);
+                }
             }
         }
         if (store is DegradableJobStore degradable)

@@ -13,14 +13,22 @@ public sealed class RedisKeys(string prefix = "fm")
     public RedisKey Lease(string id) => $"{prefix}:lease:{id}";
     public RedisKey Cancel(string id) => $"{prefix}:cancel:{id}";
     public RedisKey Active => $"{prefix}:active";
+    /// <summary>A replica's wake-up stream for its blocking reader (<see cref="RedisStreamReader"/>).</summary>
+    public RedisKey Wake(string replica) => $"{prefix}:wake:{replica}";
 }
 
 /// <summary>
 /// Job state in Redis (StackExchange.Redis, one shared multiplexer): the record as JSON, the latest checkpoint as a hash,
 /// events in a stream, the owner lease as a key with a TTL, and the set of active jobs. Every key expires after
-/// <c>ttl</c> so abandoned jobs clean themselves up.
+/// <c>ttl</c> so abandoned jobs clean themselves up: the owner's heartbeat gives a held job's keys (queued or running) and
+/// the active set their full TTL again (<see cref="KeepAliveAsync"/>), and reading the active set drops ids whose record
+/// is gone.
 /// </summary>
-public sealed class RedisJobStore(IConnectionMultiplexer redis, TimeSpan ttl, string prefix = "fm") : IJobStore
+/// <param name="redis">The process's one shared multiplexer.</param>
+/// <param name="ttl">Time to live of every key (the retention).</param>
+/// <param name="prefix">Prefix of every key.</param>
+/// <param name="reader">Blocks on the event streams for waiting reads (<c>XREAD BLOCK</c> on its own connection); null: reads poll.</param>
+public sealed class RedisJobStore(IConnectionMultiplexer redis, TimeSpan ttl, string prefix = "fm", RedisStreamReader? reader = null) : IJobStore
 {
     static readonly JsonSerializerOptions Json = new(JsonSerializerDefaults.Web);
     readonly RedisKeys keys = new(prefix);
@@ -39,6 +47,25 @@ public sealed class RedisJobStore(IConnectionMultiplexer redis, TimeSpan ttl, st
     const string ReleaseScript = """
         if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
         return 0
+        """;
+
+    // The owner check and the writes in one script: Redis runs it atomically, so a replica whose lease was taken over
+    // between its check and its write cannot overwrite the new owner's record or checkpoint. The keys share no hash slot:
+    // this needs a single Redis (or a primary with replicas), not Redis Cluster.
+    const string SaveOwnedScript = """
+        if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+        redis.call('SET', KEYS[2], ARGV[3], 'PX', ARGV[2])
+        if ARGV[4] == '1' then
+          redis.call('ZREM', KEYS[4], ARGV[6])
+        else
+          redis.call('ZADD', KEYS[4], ARGV[5], ARGV[6])
+        end
+        redis.call('PEXPIRE', KEYS[4], ARGV[2])
+        if ARGV[7] == '1' then
+          redis.call('HSET', KEYS[3], 'step', ARGV[8], 'pixels', ARGV[9], 'done', ARGV[10])
+          redis.call('PEXPIRE', KEYS[3], ARGV[2])
+        end
+        return 1
         """;
 
     public async Task<(JobRecord Job, bool Created)> CreateAsync(JobRecord job, string? idempotencyKey, CancellationToken cancel = default)
@@ -71,6 +98,7 @@ public sealed class RedisJobStore(IConnectionMultiplexer redis, TimeSpan ttl, st
             job.IsFinished
                 ? batch.SortedSetRemoveAsync(keys.Active, job.Id)
                 : batch.SortedSetAddAsync(keys.Active, job.Id, job.CreatedAt.ToUnixTimeMilliseconds()),
+            batch.KeyExpireAsync(keys.Active, ttl),
         };
         batch.Execute();
         await Task.WhenAll(tasks);
@@ -85,6 +113,30 @@ public sealed class RedisJobStore(IConnectionMultiplexer redis, TimeSpan ttl, st
             new HashEntry("done", checkpoint.Done.Select(d => d ? (byte)1 : (byte)0).ToArray()),
         ]);
         await Db.KeyExpireAsync(key, ttl);
+    }
+
+    public async Task SaveOwnedAsync(JobRecord job, JobCheckpoint? checkpoint, string owner, CancellationToken cancel = default)
+    {
+        RedisValue[] args =
+        [
+            owner, (long)ttl.TotalMilliseconds, JsonSerializer.Serialize(job, Json), job.IsFinished ? 1 : 0,
+            job.CreatedAt.ToUnixTimeMilliseconds(), job.Id, checkpoint is null ? 0 : 1,
+            checkpoint?.Step ?? 0, checkpoint?.Pixels ?? [], checkpoint is null ? [] : checkpoint.Done.Select(d => d ? (byte)1 : (byte)0).ToArray(),
+        ];
+        var written = (int)await Db.ScriptEvaluateAsync(SaveOwnedScript, [keys.Lease(job.Id), keys.Job(job.Id), keys.Checkpoint(job.Id), keys.Active], args);
+        if (written != 1) throw new LeaseLostException(job.Id, owner);
+    }
+
+    public async Task KeepAliveAsync(string id, CancellationToken cancel = default)
+    {
+        var batch = Db.CreateBatch();
+        Task[] tasks =
+        [
+            batch.KeyExpireAsync(keys.Job(id), ttl), batch.KeyExpireAsync(keys.Checkpoint(id), ttl),
+            batch.KeyExpireAsync(keys.Events(id), ttl), batch.KeyExpireAsync(keys.Active, ttl),
+        ];
+        batch.Execute();
+        await Task.WhenAll(tasks);
     }
 
     public async Task<JobCheckpoint?> LoadCheckpointAsync(string id, CancellationToken cancel = default)
@@ -105,16 +157,19 @@ public sealed class RedisJobStore(IConnectionMultiplexer redis, TimeSpan ttl, st
     public async Task<IReadOnlyList<JobEvent>> ReadEventsAsync(string id, string? afterId, TimeSpan wait, CancellationToken cancel = default)
     {
         if (afterId is not null && !EventIds.TryParse(afterId, out _)) throw new ArgumentException($"'{afterId}' is not an event id (ms-seq)", nameof(afterId));
-        // StackExchange.Redis multiplexes one connection and so does not issue blocking XREAD: poll briefly instead.
+        // The shared multiplexer must not block (it pipelines every caller): the reader blocks on a connection of its own and
+        // wakes this read when the stream grows; without one, poll briefly.
         var deadline = DateTime.UtcNow + wait;
         while (true)
         {
             var entries = await Db.StreamRangeAsync(keys.Events(id), afterId is null ? "-" : "(" + afterId, "+", count: 100);
-            if (entries.Length > 0 || DateTime.UtcNow >= deadline)
+            var left = deadline - DateTime.UtcNow;
+            if (entries.Length > 0 || left <= TimeSpan.Zero)
             {
                 return entries.Select(e => JsonSerializer.Deserialize<JobEvent>((string)e["e"]!, Json)! with { Id = e.Id! }).ToList();
             }
-            await Task.Delay(50, cancel);
+            if (reader is null) await Task.Delay(50, cancel);
+            else await reader.WaitAsync(keys.Events(id), afterId ?? "0-0", left, cancel);
         }
     }
 
@@ -138,6 +193,17 @@ public sealed class RedisJobStore(IConnectionMultiplexer redis, TimeSpan ttl, st
 
     public async Task<bool> IsCancelRequestedAsync(string id, CancellationToken cancel = default) => await Db.KeyExistsAsync(keys.Cancel(id));
 
-    public async Task<IReadOnlyList<string>> ActiveJobsAsync(CancellationToken cancel = default) =>
-        (await Db.SortedSetRangeByRankAsync(keys.Active)).Select(v => (string)v!).ToList();
+    /// <summary>The active set, oldest first, less the ids whose record expired or was lost (those are removed from it).</summary>
+    public async Task<IReadOnlyList<string>> ActiveJobsAsync(CancellationToken cancel = default)
+    {
+        var ids = (await Db.SortedSetRangeByRankAsync(keys.Active)).Select(v => (string)v!).ToList();
+        if (ids.Count == 0) return ids;
+        var batch = Db.CreateBatch();
+        var exists = ids.Select(id => batch.KeyExistsAsync(keys.Job(id))).ToList();
+        batch.Execute();
+        await Task.WhenAll(exists);
+        var gone = ids.Where((_, i) => !exists[i].Result).ToList();
+        if (gone.Count > 0) await Db.SortedSetRemoveAsync(keys.Active, gone.Select(g => (RedisValue)g).ToArray());
+        return ids.Where((_, i) => exists[i].Result).ToList();
+    }
 }

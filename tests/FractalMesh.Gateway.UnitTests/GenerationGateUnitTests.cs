@@ -43,3 +43,25 @@ public sealed class GenerationGateUnitTests
         (await again.WaitAsync(TimeSpan.FromSeconds(5))).Dispose();
     }
 }
+
+public sealed class WatcherGateUnitTests
+{
+    [Fact]
+    public void AFloodBeyondTheLimitIsRefusedAndTheOpenWatchesKeepTheirPlaces()
+    {
+        var gate = new FractalMesh.Gateway.Jobs.WatcherGate(Options.Create(new GatewayOptions { MaxWatchers = 3 }));
+        var open = Enumerable.Range(0, 3).Select(_ => gate.Enter()).ToList();
+        for (int i = 0; i < 50; i++)
+        {
+            var refused = Assert.Throws<RpcException>(() => gate.Enter());
+            Assert.Equal(StatusCode.ResourceExhausted, refused.StatusCode);
+            Assert.Contains("Gateway:MaxWatchers", refused.Status.Detail);
+        }
+        Assert.Equal(3, gate.Open);
+        open[0].Dispose();
+        open[0].Dispose();                       // twice: frees one place, not two
+        Assert.Equal(2, gate.Open);
+        open.Add(gate.Enter());
+        Assert.Throws<RpcException>(() => gate.Enter());
+    }
+}

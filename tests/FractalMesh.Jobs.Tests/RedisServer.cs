@@ -5,14 +5,30 @@ using StackExchange.Redis;
 
 namespace FractalMesh.Jobs.Tests;
 
-/// <summary>A real redis-server on a free loopback port, started for the tests (never skipped: a missing binary fails).</summary>
-public sealed class RedisServer : IDisposable
+/// <summary>
+/// A real redis-server on a free loopback port, started for the tests (never skipped: a missing binary fails), in a
+/// directory of its own (its AOF survives <see cref="Stop"/> and <see cref="Start"/>).
+/// </summary>
+/// <param name="arguments">More redis-server arguments: <c>--requirepass</c>, <c>--user</c>, <c>--appendonly yes</c>, TLS.</param>
+/// <param name="tls">Listen with TLS only (on <see cref="Port"/>), with a certificate from <see cref="TestCertificates"/>.</param>
+public sealed class RedisServer(string arguments = "--appendonly no", TestCertificates? tls = null) : IDisposable
 {
     Process? process;
     public int Port { get; } = FreePort();
     public string Endpoint => $"127.0.0.1:{Port}";
+    public string DataDir { get; } = Directory.CreateTempSubdirectory("fm-redis-").FullName;
+    /// <summary>What the server printed (for failure messages).</summary>
+    public System.Collections.Concurrent.ConcurrentQueue<string> Output { get; } = new();
 
-    public RedisServer() => Start();
+    public RedisServer() : this("--appendonly no") => Start();
+
+    /// <summary>Starts one with <paramref name="arguments"/> at once.</summary>
+    public static RedisServer Started(string arguments, TestCertificates? tls = null)
+    {
+        var server = new RedisServer(arguments, tls);
+        server.Start();
+        return server;
+    }
 
     static int FreePort()
     {
@@ -23,11 +39,16 @@ public sealed class RedisServer : IDisposable
 
     public void Start()
     {
-        var psi = new ProcessStartInfo("redis-server", $"--port {Port} --bind 127.0.0.1 --save \"\" --appendonly no")
+        string listen = tls is null
+            ? $"--port {Port}"
+            : $"--port 0 --tls-port {Port} --tls-cert-file {tls.ServerCertFile} --tls-key-file {tls.ServerKeyFile} --tls-ca-cert-file {tls.CaFile} --tls-auth-clients no";
+        var psi = new ProcessStartInfo("redis-server", $"{listen} --bind 127.0.0.1 --save \"\" --dir {DataDir} {arguments}")
         {
             RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false,
         };
         process = Process.Start(psi) ?? throw new InvalidOperationException("redis-server did not start (is it installed? .ci/run installs it)");
+        process.OutputDataReceived += (_, e) => { if (e.Data is not null) Output.Enqueue(e.Data); };
+        process.ErrorDataReceived += (_, e) => { if (e.Data is not null) Output.Enqueue(e.Data); };
         process.BeginOutputReadLine();
         process.BeginErrorReadLine();
         var deadline = Stopwatch.StartNew();
@@ -41,7 +62,7 @@ public sealed class RedisServer : IDisposable
             }
             catch (SocketException) { Thread.Sleep(50); }
         }
-        throw new TimeoutException($"redis-server did not listen on {Port}");
+        throw new TimeoutException($"redis-server did not listen on {Port}: {string.Join("\n", Output)}");
     }
 
     public void Stop()
@@ -57,5 +78,9 @@ public sealed class RedisServer : IDisposable
         EndPoints = { Endpoint }, AbortOnConnectFail = false, ConnectTimeout = 1000, SyncTimeout = 1000, AsyncTimeout = 1000,
     });
 
-    public void Dispose() => Stop();
+    public void Dispose()
+    {
+        Stop();
+        try { Directory.Delete(DataDir, recursive: true); } catch (IOException) { }
+    }
 }

@@ -20,6 +20,7 @@ public static class JobExtensions
         // Every job records the principal that submitted it (docs/ARCHITECTURE.md, Security).
         services.AddSingleton<IJobStore>(sp => new SubmitterJobStore(sp.GetRequiredService<JobStoreConnection>().Store));
         services.AddSingleton<ImageJobExecutor>();
+        services.AddSingleton<WatcherGate>();
         services.AddSingleton(sp =>
         {
             var o = sp.GetRequiredService<IOptions<GatewayOptions>>().Value;
@@ -54,9 +55,10 @@ public static class JobExtensions
 }
 
 /// <summary>
-/// The job store the configuration asks for: with <c>Gateway:Redis</c>, one shared <see cref="ConnectionMultiplexer"/>
-/// (AbortOnConnectFail off: the gateway starts and serves while Redis is away; commands fail fast instead of queuing, so
-/// generation never waits on a missing Redis) behind a <see cref="DegradableJobStore"/>; without it, memory alone.
+/// The job store the configuration asks for: with <c>Gateway:Redis</c> (and <c>Gateway:RedisUser</c>, <c>RedisPassword</c>,
+/// <c>RedisTls…</c>), one shared <see cref="ConnectionMultiplexer"/> (AbortOnConnectFail off: the gateway starts and serves
+/// while Redis is away; commands fail fast instead of queuing, so generation never waits on a missing Redis; refused
+/// credentials stop the start) behind a <see cref="DegradableJobStore"/>; without it, memory alone.
 /// </summary>
 public sealed class JobStoreConnection : IDisposable
 {
@@ -70,13 +72,19 @@ public sealed class JobStoreConnection : IDisposable
             Description = "in-memory job store (no Gateway:Redis; jobs do not survive this process)";
             return;
         }
-        var config = ConfigurationOptions.Parse(o.Redis); // validated at start
-        config.AbortOnConnectFail = false;
-        config.BacklogPolicy = BacklogPolicy.FailFast;
-        config.ReconnectRetryPolicy = new ExponentialRetry(250, 5000);
-        config.ClientName ??= "fractalmesh-gateway";
-        Multiplexer = ConnectionMultiplexer.Connect(config);
-        Degradable = new DegradableJobStore(new RedisJobStore(Multiplexer, retention, o.RedisKeyPrefix), new InMemoryJobStore(retention: retention));
+        var settings = o.RedisSettings(); // validated at start
+        var config = settings.ToConfiguration();
+        // Redis away: degraded, reconnecting. Redis refusing the credentials: a RedisCredentialsException, and no start.
+        Multiplexer = RedisConnection.Connect(settings, "fractalmesh-gateway");
+        // Watchers block on the event streams through one reader on a connection of its own (the shared one must never block).
+        var blockingConfig = settings.ToConfiguration();
+        blockingConfig.ClientName = "fractalmesh-gateway-xread";
+        blockingConfig.AsyncTimeout = blockingConfig.SyncTimeout = 5000;
+        BlockingMultiplexer = ConnectionMultiplexer.Connect(blockingConfig);
+        var keys = new RedisKeys(o.RedisKeyPrefix);
+        string replica = string.IsNullOrWhiteSpace(o.ReplicaId) ? Guid.NewGuid().ToString("N") : o.ReplicaId;
+        StreamReader = new RedisStreamReader(BlockingMultiplexer, Multiplexer, keys.Wake(replica));
+        Degradable = new DegradableJobStore(new RedisJobStore(Multiplexer, retention, o.RedisKeyPrefix, StreamReader), new InMemoryJobStore(retention: retention));
         Store = Degradable;
         Description = $"Redis at {string.Join(",", config.EndPoints)}";
         if (!Multiplexer.IsConnected) logger.LogWarning("Redis at {Endpoints} is not reachable: jobs run without durable checkpoints until it is", Description);
@@ -84,13 +92,21 @@ public sealed class JobStoreConnection : IDisposable
 
     public IJobStore Store { get; }
     public IConnectionMultiplexer? Multiplexer { get; }
+    /// <summary>The connection the stream reader blocks on (<c>XREAD BLOCK</c>); nothing else uses it.</summary>
+    public IConnectionMultiplexer? BlockingMultiplexer { get; }
+    public RedisStreamReader? StreamReader { get; }
     public DegradableJobStore? Degradable { get; }
     public string Description { get; }
 
     /// <summary>Redis configured but unreachable (or its last call failed): jobs run on, without durable checkpoints or takeover.</summary>
     public bool Degraded => Degradable is not null && (Degradable.Degraded || Multiplexer is { IsConnected: false });
 
-    public void Dispose() => Multiplexer?.Dispose();
+    public void Dispose()
+    {
+        StreamReader?.DisposeAsync().AsTask().GetAwaiter().GetResult();
+        BlockingMultiplexer?.Dispose();
+        Multiplexer?.Dispose();
+    }
 }
 
 /// <summary>

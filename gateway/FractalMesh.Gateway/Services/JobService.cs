@@ -19,7 +19,7 @@ namespace FractalMesh.Gateway.Services;
 /// anyone else gets NOT_FOUND, the same answer as for an id that never existed, so job ids cannot be probed
 /// (docs/ARCHITECTURE.md, Security).
 /// </summary>
-public sealed class JobService(RequestValidator validator, JobRunner runner, IJobStore store, ILogger<JobService> logger)
+public sealed class JobService(RequestValidator validator, JobRunner runner, IJobStore store, WatcherGate watchers, ILogger<JobService> logger)
     : FractalMesh.Protos.Api.Jobs.JobsBase
 {
     /// <summary>How long CancelJob waits for a running job to stop before answering with its state then.</summary>
@@ -76,6 +76,7 @@ public sealed class JobService(RequestValidator validator, JobRunner runner, IJo
     public override async Task WatchJob(WatchJobRequest request, IServerStreamWriter<JobEvent> responseStream, ServerCallContext context)
     {
         RequestValidator.CheckWatch(request);
+        using var place = watchers.Enter();
         var cancel = context.CancellationToken;
         string id = request.Id;
         _ = await VisibleAsync(id, context) ?? throw NotFound(id);
