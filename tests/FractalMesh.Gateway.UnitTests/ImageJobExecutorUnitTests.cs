@@ -1,4 +1,4 @@
-using FractalMesh.Data;
+using FractalMesh.Imaging;
 using FractalMesh.Gateway.Jobs;
 using FractalMesh.Gateway.Validation;
 using FractalMesh.Jobs;

@@ -1,4 +1,4 @@
-using FractalMesh.Data;
+using FractalMesh.Imaging;
 using FractalMesh.Gateway.Validation;
 using FractalMesh.Protos.Api;
 using Google.Protobuf;

@@ -25,6 +25,9 @@ public sealed class SubmitterJobStore(IJobStore inner) : IJobStore
 
     public Task<JobRecord?> GetAsync(string id, CancellationToken cancel = default) => inner.GetAsync(id, cancel);
     public Task UpdateAsync(JobRecord job, CancellationToken cancel = default) => inner.UpdateAsync(job, cancel);
+    public Task SaveOwnedAsync(JobRecord job, JobCheckpoint? checkpoint, string owner, CancellationToken cancel = default) =>
+        inner.SaveOwnedAsync(job, checkpoint, owner, cancel);
+    public Task KeepAliveAsync(string id, CancellationToken cancel = default) => inner.KeepAliveAsync(id, cancel);
     public Task SaveCheckpointAsync(string id, JobCheckpoint checkpoint, CancellationToken cancel = default) => inner.SaveCheckpointAsync(id, checkpoint, cancel);
     public Task<JobCheckpoint?> LoadCheckpointAsync(string id, CancellationToken cancel = default) => inner.LoadCheckpointAsync(id, cancel);
     public Task<string> AppendEventAsync(string id, JobEvent evt, CancellationToken cancel = default) => inner.AppendEventAsync(id, evt, cancel);
