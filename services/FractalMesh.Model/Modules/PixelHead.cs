@@ -17,9 +17,6 @@ public sealed class CodebookLogits : nn.Module
         RegisterComponents();
     }
 
-    /// <summary>The bias (1,256).</summary>
-    public Tensor Bias => bias;
-
     /// <summary>(M,W) hidden states × codebook (256,W)ᵀ + bias → (M,256) logits.</summary>
     public Tensor Forward(Tensor hidden, Tensor codebook)
     {
@@ -104,10 +101,10 @@ public sealed class PixelHead : NextLevel
         x = ln.call(x);
         foreach (var block in blocks) x = block.Forward(x);
         x = norm.call(x);
-        // Each position against its own channel's codebook, as one batched product: (3, M, W) × (3, W, 256) + bias.
-        var codebooks = stack([rCodebook.weight!, gCodebook.weight!, bCodebook.weight!]).transpose(1, 2); // (3, W, 256)
-        var biases = stack([rLogits.Bias, gLogits.Bias, bLogits.Bias]);                                   // (3, 1, 256)
-        return x.transpose(0, 1).bmm(codebooks).add_(biases).transpose(0, 1).MoveToOuterDisposeScope(); // (M, 3, 256)
+        var r = rLogits.Forward(x.select(1, 0), rCodebook.weight!);
+        var g = gLogits.Forward(x.select(1, 1), gCodebook.weight!);
+        var b = bLogits.Forward(x.select(1, 2), bCodebook.weight!);
+        return stack([r, g, b], 1).MoveToOuterDisposeScope();       // (M, 3, 256)
     }
 
     /// <summary>Number of transformer blocks.</summary>
@@ -165,9 +162,11 @@ public sealed class PixelHead : NextLevel
         // 1e-5 of an integer after denormalizing, so plain rounding gives the same ids without spending random numbers.
         var ids = Pixels.ToByteIds(pixels.reshape(pixels.shape[0], 3));
         var logits = Logits(ids, conds[0]);
-        // Logits come channel-major from Logits (a transposed view), so the flat rows are taken in that order.
-        var ce = F.cross_entropy(logits.transpose(0, 1).reshape(-1, 256), ids.t().reshape(-1), reduction: nn.Reduction.None)
-            .view(3, -1).t();                                       // (M, 3)
+        var ce = stack([
+            F.cross_entropy(logits.select(1, 0), ids.select(1, 0), reduction: nn.Reduction.None),
+            F.cross_entropy(logits.select(1, 1), ids.select(1, 1), reduction: nn.Reduction.None),
+            F.cross_entropy(logits.select(1, 2), ids.select(1, 2), reduction: nn.Reduction.None),
+        ], 1);                                                      // (M, 3)
         double rw = training ? RWeight : 1.0;
         var weights = tensor(new[] { (float)rw, 1f, 1f }, device: ce.device);
         return ((ce * weights).sum(1) / (rw + 2)).mean().MoveToOuterDisposeScope();
