@@ -31,14 +31,19 @@ public sealed class TrainProcessTests : IDisposable
         return p;
     }
 
-    [Fact]
-    public void KilledTrainingResumesToTheSameWeights()
+    void WriteDataAndConfig()
     {
         var pixels = new byte[16 * 3 * 64];
         new Random(3).NextBytes(pixels);
         FmdsFile.Write(Path.Combine(dir, "train.fmds"), 8, 8, Enumerable.Range(0, 16).Select(i => i % 2).ToArray(), pixels);
         File.WriteAllText(Path.Combine(dir, "config.json"),
             """{"img_size_list":[8,2,1],"embed_dim_list":[32,16,16],"num_blocks_list":[1,1,1],"num_heads_list":[2,2,2],"generator_type_list":["mar","mar","ar"],"num_conds":5,"class_num":2}""");
+    }
+
+    [Fact]
+    public void KilledTrainingResumesToTheSameWeights()
+    {
+        WriteDataAndConfig();
 
         using (var straight = Start("straight")) { Assert.True(straight.WaitForExit(120_000)); Assert.Equal(0, straight.ExitCode); }
 
@@ -68,4 +73,26 @@ public sealed class TrainProcessTests : IDisposable
         var steps = File.ReadAllLines(Path.Combine(dir, "killed", "log.csv")).Skip(1).Select(l => int.Parse(l.Split(',')[0])).ToList();
         Assert.Equal(Enumerable.Range(1, 40), steps);
     }
+
+    [Fact]
+    public void SigtermSavesACheckpointAndExitsCleanly()
+    {
+        WriteDataAndConfig();
+        using var run = Start("terminated");
+        string log = Path.Combine(dir, "terminated", "log.csv");
+        var deadline = Stopwatch.StartNew();
+        while (deadline.Elapsed < TimeSpan.FromSeconds(120) && (!File.Exists(log) || File.ReadAllLines(log).Length < 4)) Thread.Sleep(20);
+        Assert.Equal(0, kill(run.Id, 15));   // SIGTERM, as kill, docker stop and Kubernetes send it
+        Assert.True(run.WaitForExit(60_000), "the run did not stop on SIGTERM");
+        Assert.Equal(0, run.ExitCode);
+        var state = Trainer.FindState(Path.Combine(dir, "terminated"));
+        Assert.NotNull(state);
+        int saved = System.Text.Json.JsonDocument.Parse(File.ReadAllText(Path.Combine(state!, "state.json"))).RootElement.GetProperty("Step").GetInt32();
+        int logged = File.ReadAllLines(log).Length - 1;
+        Assert.InRange(saved, 3, 39);         // stopped early ...
+        Assert.Equal(logged, saved);          // ... with every logged step in the checkpoint
+    }
+
+    [System.Runtime.InteropServices.DllImport("libc", SetLastError = true)]
+    static extern int kill(int pid, int signal);
 }

@@ -1,5 +1,6 @@
 using System.CommandLine;
 using System.Globalization;
+using System.Runtime.InteropServices;
 using FractalMesh.Training;
 
 namespace FractalMesh.Cli.Commands;
@@ -58,6 +59,14 @@ public static class TrainCommand
         using var cts = new CancellationTokenSource();
         ConsoleCancelEventHandler onCancel = (_, e) => { e.Cancel = true; cts.Cancel(); Console.Error.WriteLine("\nstopping: saving a checkpoint…"); };
         Console.CancelKeyPress += onCancel;
+        // SIGTERM (kill, docker stop, Kubernetes) saves too: a run started in the background of a script never sees
+        // Ctrl-C, since non-interactive shells start background jobs with SIGINT ignored.
+        using var onTerm = PosixSignalRegistration.Create(PosixSignal.SIGTERM, context =>
+        {
+            context.Cancel = true;
+            cts.Cancel();
+            Console.Error.WriteLine("\nstopping (SIGTERM): saving a checkpoint…");
+        });
         try
         {
             using var trainer = new Trainer(options);
