@@ -1,3 +1,5 @@
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Logging.Abstractions;
 using StackExchange.Redis;
 
 namespace FractalMesh.Jobs;
@@ -15,6 +17,7 @@ namespace FractalMesh.Jobs;
 public sealed class RedisStreamReader : IAsyncDisposable
 {
     readonly TimeSpan block;
+    readonly ILogger logger;
 
     readonly IConnectionMultiplexer blocking;
     readonly IConnectionMultiplexer shared;
@@ -29,9 +32,11 @@ public sealed class RedisStreamReader : IAsyncDisposable
     /// <param name="shared">The process's shared multiplexer (wake-ups are written through it).</param>
     /// <param name="wakeKey">This replica's own wake-up stream.</param>
     /// <param name="block">How long one XREAD blocks; under <paramref name="blocking"/>'s async timeout. Default 1 s.</param>
-    public RedisStreamReader(IConnectionMultiplexer blocking, IConnectionMultiplexer shared, RedisKey wakeKey, TimeSpan? block = null)
+    /// <param name="logger">Where failed reads are reported (the loop goes on after each, waking every watcher).</param>
+    public RedisStreamReader(IConnectionMultiplexer blocking, IConnectionMultiplexer shared, RedisKey wakeKey, TimeSpan? block = null, ILogger? logger = null)
     {
         this.block = block ?? TimeSpan.FromSeconds(1);
+        this.logger = logger ?? NullLogger.Instance;
         this.blocking = blocking;
         this.shared = shared;
         this.wakeKey = wakeKey;
@@ -70,6 +75,7 @@ public sealed class RedisStreamReader : IAsyncDisposable
 
     async Task ReadLoopAsync()
     {
+        int failures = 0;
         while (!stop.IsCancellationRequested)
         {
             List<RedisKey> streams;
@@ -84,27 +90,44 @@ public sealed class RedisStreamReader : IAsyncDisposable
             args.AddRange(streams.Select(s => (object)s));
             args.Add(wakeId);
             args.AddRange(ids.Select(i => (object)i));
-            RedisResult result;
-            try { result = await blocking.GetDatabase().ExecuteAsync("XREAD", args); }
-            catch (Exception) when (!stop.IsCancellationRequested)
+            try
             {
-                try { await Task.Delay(block, stop.Token); } catch (OperationCanceledException) { return; }
-                continue;
+                var result = await blocking.GetDatabase().ExecuteAsync("XREAD", args);
+                if (!result.IsNull) Wake(result);
+                failures = 0;
             }
-            catch (Exception) { return; }
-            if (result.IsNull) continue;
-            foreach (var (key, entries) in Streams(result))
+            catch (Exception) when (stop.IsCancellationRequested) { return; }
+            catch (Exception e)
             {
-                if (key == wakeKey)
-                {
-                    if (entries.Length > 0) wakeId = (string)((RedisResult[])entries[^1]!)[0]!;
-                    continue;
-                }
-                TaskCompletionSource[] woken;
-                lock (gate) woken = waiting.TryGetValue(key, out var list) ? [.. list.Select(w => w.Arrived)] : [];
-                foreach (var w in woken) w.TrySetResult();
+                // Redis away, a timeout, or an answer this reader cannot parse: never end the loop (every watcher of the
+                // replica depends on it). Waking everyone is safe: each watcher re-reads its own stream with XRANGE.
+                if (failures++ == 0) logger.LogWarning(e, "Reading the job event streams failed; retrying every {Block} ms", block.TotalMilliseconds);
+                WakeAll();
+                try { await Task.Delay(block, stop.Token); } catch (OperationCanceledException) { return; }
             }
         }
+    }
+
+    void Wake(RedisResult result)
+    {
+        foreach (var (key, entries) in Streams(result))
+        {
+            if (key == wakeKey)
+            {
+                if (entries.Length > 0) wakeId = (string)((RedisResult[])entries[^1]!)[0]!;
+                continue;
+            }
+            TaskCompletionSource[] woken;
+            lock (gate) woken = waiting.TryGetValue(key, out var list) ? [.. list.Select(w => w.Arrived)] : [];
+            foreach (var w in woken) w.TrySetResult();
+        }
+    }
+
+    void WakeAll()
+    {
+        TaskCompletionSource[] woken;
+        lock (gate) woken = [.. waiting.Values.SelectMany(l => l.Select(w => w.Arrived))];
+        foreach (var w in woken) w.TrySetResult();
     }
 
     /// <summary>XREAD's answer: RESP2 gives [[key, entries], …], RESP3 a map, flattened to [key, entries, …].</summary>

@@ -83,7 +83,7 @@ public sealed class JobStoreConnection : IDisposable
         BlockingMultiplexer = ConnectionMultiplexer.Connect(blockingConfig);
         var keys = new RedisKeys(o.RedisKeyPrefix);
         string replica = string.IsNullOrWhiteSpace(o.ReplicaId) ? Guid.NewGuid().ToString("N") : o.ReplicaId;
-        StreamReader = new RedisStreamReader(BlockingMultiplexer, Multiplexer, keys.Wake(replica));
+        StreamReader = new RedisStreamReader(BlockingMultiplexer, Multiplexer, keys.Wake(replica), logger: logger);
         Degradable = new DegradableJobStore(new RedisJobStore(Multiplexer, retention, o.RedisKeyPrefix, StreamReader), new InMemoryJobStore(retention: retention));
         Store = Degradable;
         Description = $"Redis at {string.Join(",", config.EndPoints)}";
