@@ -40,6 +40,9 @@ public sealed class Trainer : IDisposable
     public int Step { get; private set; }
     public FractalModel Model => model;
 
+    /// <summary>Rows per chunk of the pixel heads' training pass on a CPU (<see cref="TrainerOptions.HeadChunkRows"/>).</summary>
+    public const long DefaultHeadChunkRows = 4096;
+
     public Trainer(TrainerOptions options)
     {
         this.options = options;
@@ -66,6 +69,7 @@ public sealed class Trainer : IDisposable
 
         device = new Device(options.Device);
         if (device.type != DeviceType.CPU) model.to(device);
+        model.UseEagerHeadBackward(options.HeadChunkRows ?? (device.type == DeviceType.CPU ? DefaultHeadChunkRows : 0));
 
         // Weight decay on weights only, as the official add_weight_decay: no decay for biases and 1-D (norm) parameters.
         var named = model.named_parameters().ToList();

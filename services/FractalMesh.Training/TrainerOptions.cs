@@ -37,6 +37,11 @@ public sealed record TrainerOptions
     public double? Dropout { get; init; }
     /// <summary>Where the model trains (cpu, cuda, cuda:N).</summary>
     public string Device { get; init; } = "cpu";
+    /// <summary>
+    /// Rows per chunk of the pixel heads' eager forward and backward (<c>FractalModel.UseEagerHeadBackward</c>); 0 off;
+    /// null: 4096 on a CPU (a chunk's activations stay in the caches), off on other devices (chunks only add kernel launches).
+    /// </summary>
+    public long? HeadChunkRows { get; init; }
     /// <summary>Intra-op threads; 0 leaves libtorch's default.</summary>
     public int Threads { get; init; }
 }

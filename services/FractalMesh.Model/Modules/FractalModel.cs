@@ -30,6 +30,17 @@ public sealed class FractalModel : NextLevel
     /// <summary>The pixel head at the bottom of the hierarchy.</summary>
     public PixelHead PixelHead => nextLevel as PixelHead ?? Next!.PixelHead;
 
+    /// <summary>
+    /// Makes every pixel head of the model (the last level's and the guiding-pixel heads) run training's forward and
+    /// backward in chunks of <paramref name="rows"/> rows as soon as its loss is computed (<see cref="PixelHead.EagerBackwardRows"/>;
+    /// 0 turns it off). For a training step that calls <c>backward</c> once on <see cref="Loss(Tensor, Tensor)"/>.
+    /// </summary>
+    public void UseEagerHeadBackward(long rows)
+    {
+        foreach (var module in modules())
+            if (module is PixelHead head) head.EagerBackwardRows = rows;
+    }
+
     /// <summary>Builds the whole model from <paramref name="config"/> with the reference's random initialization.</summary>
     public FractalModel(FractalConfig config) : this(config.Validate(), 0) { }
 

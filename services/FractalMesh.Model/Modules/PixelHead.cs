@@ -161,7 +161,29 @@ public sealed class PixelHead : NextLevel
         // The reference adds 1e-2 noise before rounding to break exact .5 ties; normalized byte values sit within
         // 1e-5 of an integer after denormalizing, so plain rounding gives the same ids without spending random numbers.
         var ids = Pixels.ToByteIds(pixels.reshape(pixels.shape[0], 3));
-        var logits = Logits(ids, conds[0]);
+        var cond = conds[0];
+        long rows = ids.shape[0];
+        if (training && EagerBackwardRows > 0 && rows > EagerBackwardRows && is_grad_enabled() && cond.requires_grad)
+            return EagerBackwardLoss(ids, cond).MoveToOuterDisposeScope();
+        return RowLosses(ids, cond).mean().MoveToOuterDisposeScope();
+    }
+
+    /// <summary>
+    /// Rows at a time in training's backward, or 0 for the whole batch at once. When set, <see cref="Loss"/> in training
+    /// runs forward and backward through this head in chunks of that many rows as soon as it is called, so each chunk's
+    /// activations are still in the caches when its backward reads them (the head's work is many narrow rows: it is
+    /// bound by memory traffic, not arithmetic). The parameters' gradients are then already accumulated, and the returned
+    /// loss (the same value) carries only the gradient of the conditions back to the level above. Valid only when the
+    /// caller calls <c>backward</c> once on a total in which this loss enters with weight 1, as the trainer does
+    /// (<see cref="FractalModel.UseEagerHeadBackward"/>).
+    /// </summary>
+    public long EagerBackwardRows { get; set; }
+
+    /// <summary>Per-row loss (M): the channels' cross-entropy, red weighted by <see cref="RWeight"/> in training.</summary>
+    Tensor RowLosses(Tensor ids, Tensor cond)
+    {
+        using var scope = NewDisposeScope();
+        var logits = Logits(ids, cond);
         var ce = stack([
             F.cross_entropy(logits.select(1, 0), ids.select(1, 0), reduction: nn.Reduction.None),
             F.cross_entropy(logits.select(1, 1), ids.select(1, 1), reduction: nn.Reduction.None),
@@ -169,7 +191,26 @@ public sealed class PixelHead : NextLevel
         ], 1);                                                      // (M, 3)
         double rw = training ? RWeight : 1.0;
         var weights = tensor(new[] { (float)rw, 1f, 1f }, device: ce.device);
-        return ((ce * weights).sum(1) / (rw + 2)).mean().MoveToOuterDisposeScope();
+        return ((ce * weights).sum(1) / (rw + 2)).MoveToOuterDisposeScope();
+    }
+
+    Tensor EagerBackwardLoss(Tensor ids, Tensor cond)
+    {
+        using var scope = NewDisposeScope();
+        long rows = ids.shape[0];
+        var input = cond.detach().requires_grad_(true);   // the chunks' backward stops here and accumulates input.grad
+        var total = zeros([], device: cond.device);
+        for (long start = 0; start < rows; start += EagerBackwardRows)
+        {
+            using var chunkScope = NewDisposeScope();
+            long length = Math.Min(EagerBackwardRows, rows - start);
+            var loss = RowLosses(ids.narrow(0, start, length), input.narrow(0, start, length)).sum().div(rows);
+            loss.backward();
+            using (no_grad()) total.add_(loss);
+        }
+        // Value: the loss; gradient: input.grad into the conditions (the surrogate minus its own detached copy is 0).
+        var surrogate = cond.mul(input.grad!).sum();
+        return surrogate.sub(surrogate.detach()).add(total).MoveToOuterDisposeScope();
     }
 }
 
