@@ -1,3 +1,4 @@
+using Microsoft.Extensions.Time.Testing;
 using Xunit;
 
 namespace FractalMesh.Jobs.Tests;
@@ -38,7 +39,7 @@ public sealed class DegradableJobStoreTests
     [Fact]
     public async Task FinishedJobsAreForgottenAfterTheRetentionSoMemoryStaysFlat()
     {
-        var clock = new ManualClock();
+        var clock = new FakeTimeProvider(DateTimeOffset.UnixEpoch);
         var store = new InMemoryJobStore(clock, TimeSpan.FromMinutes(1));
         for (int i = 0; i < 1000; i++)
         {
@@ -48,12 +49,5 @@ public sealed class DegradableJobStoreTests
             clock.Advance(TimeSpan.FromSeconds(1));
         }
         Assert.InRange(store.Count, 55, 65);
-    }
-
-    sealed class ManualClock : TimeProvider
-    {
-        DateTimeOffset now = DateTimeOffset.UnixEpoch;
-        public override DateTimeOffset GetUtcNow() => now;
-        public void Advance(TimeSpan by) => now += by;
     }
 }

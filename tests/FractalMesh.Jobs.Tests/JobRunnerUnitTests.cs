@@ -1,3 +1,4 @@
+using Microsoft.Extensions.Time.Testing;
 using System.Collections.Concurrent;
 using Xunit;
 
@@ -47,6 +48,23 @@ public sealed class JobRunnerUnitTests
         {
             if (await store.GetAsync(id) is { IsFinished: true } job) return job;
             await Task.Delay(10);
+        }
+        throw new TimeoutException($"job {id} did not finish");
+    }
+
+    /// <summary>
+    /// Moves <paramref name="clock"/> on by <paramref name="tick"/> until job <paramref name="id"/> finished (the runner's timers
+    /// and the store's leases run on it); returns the job and the time that passed on the clock.
+    /// </summary>
+    static async Task<(JobRecord Job, TimeSpan Elapsed)> AdvanceUntilFinishedAsync(FakeTimeProvider clock, IJobStore store, string id, TimeSpan tick)
+    {
+        var start = clock.GetUtcNow();
+        var deadline = DateTime.UtcNow + TimeSpan.FromSeconds(20);
+        while (DateTime.UtcNow < deadline)
+        {
+            if (await store.GetAsync(id) is { IsFinished: true } job) return (job, clock.GetUtcNow() - start);
+            clock.Advance(tick);
+            await Task.Delay(2);          // let the continuations the tick released run (real time: no timer of the runner's)
         }
         throw new TimeoutException($"job {id} did not finish");
     }
@@ -125,15 +143,20 @@ public sealed class JobRunnerUnitTests
     public async Task AnOrphanedJobIsTakenOverAndResumedFromItsCheckpoint()
     {
         // A job left running by a replica that died: its record, its step-3 checkpoint, and no lease.
-        var store = new InMemoryJobStore();
-        var now = DateTimeOffset.UtcNow;
+        var clock = new FakeTimeProvider();
+        var store = new InMemoryJobStore(clock);
+        var now = clock.GetUtcNow();
         await store.CreateAsync(new JobRecord { Id = "orphan", RequestJson = "{}", Status = JobStatus.Running, Step = 3, Steps = 6, Owner = "dead", CreatedAt = now, UpdatedAt = now }, null);
         await store.SaveCheckpointAsync("orphan", new JobCheckpoint(3, [3], [true]));
         var executor = new StepExecutor { Steps = 6 };
-        await using var runner = new JobRunner(store, executor, Options("heir"));
+        await using var runner = new JobRunner(store, executor, Options("heir"), time: clock);
         runner.Start();
 
-        var done = await WaitFinishedAsync(store, "orphan");
+        // Nothing happens until the scan's interval has passed on the runner's clock; then the idle replica adopts it.
+        await Task.Delay(100);
+        Assert.Empty(executor.Started);
+        var (done, elapsed) = await AdvanceUntilFinishedAsync(clock, store, "orphan", TimeSpan.FromMilliseconds(10));
+        Assert.True(elapsed >= Options().OrphanScanInterval, $"adopted after {elapsed.TotalMilliseconds} ms of the clock, before one scan interval");
         Assert.Equal(JobStatus.Done, done.Status);
         Assert.Equal(("orphan", (int?)3), Assert.Single(executor.Started));
         Assert.Equal(1, done.Resumptions);
@@ -175,12 +198,17 @@ public sealed class JobRunnerUnitTests
     [Fact]
     public async Task AnInterruptedRunResumesFromItsLastCheckpointRecomputingOnlyTheStepInFlight()
     {
-        var store = new InMemoryJobStore();
+        var clock = new FakeTimeProvider();
+        var store = new InMemoryJobStore(clock);
         var executor = new StepExecutor { Steps = 8, InterruptAt = [3, 6, 7] };
-        await using var runner = new JobRunner(store, executor, Options());
+        await using var runner = new JobRunner(store, executor, Options(), time: clock);
         runner.Start();
         var id = (await runner.SubmitAsync("{}", 8, null)).Job.Id;
-        var done = await WaitFinishedAsync(store, id);
+        var (done, elapsed) = await AdvanceUntilFinishedAsync(clock, store, id, TimeSpan.FromMilliseconds(50));
+
+        // Each interruption came after progress, so each resume waited the first back-off step on the runner's clock.
+        var pauses = 3 * JobExecution.BackOff(1);
+        Assert.True(elapsed >= pauses, $"finished after {elapsed.TotalMilliseconds} ms of the clock, less than the {pauses.TotalMilliseconds} ms of back-off");
 
         Assert.Equal(JobStatus.Done, done.Status);
         Assert.Equal(3, done.Interruptions);
