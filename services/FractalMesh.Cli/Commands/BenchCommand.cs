@@ -29,20 +29,22 @@ public static class BenchCommand
         var repeats = CliOptions.Int("--repeats", "timed repeats after one warm-up", 3, 1, 1000);
         var threads = CliOptions.Int("--threads", "libtorch threads (0: libtorch's choice)", 0, 0, 1024);
         var chunk = CliOptions.Int("--chunk", "rows per scheduler pass (0: the scheduler's default)", 0, 0, 1 << 20);
+        var headChunk = CliOptions.Int("--head-chunk", "rows per chunk of the pixel heads' eager backward in the training step (the baseline beside it: none)",
+            (int)Trainer.DefaultHeadChunkRows, 1, 1 << 24);
         var noTraining = CliOptions.Flag("--no-training", "skip the training step and likelihood pass");
         var noSampling = CliOptions.Flag("--no-sampling", "skip sampling");
         var invariance = CliOptions.Flag("--check-invariance", "check that batching leaves every image's bytes unchanged");
         var command = new Command("bench", "training step, likelihood pass and sampling speed, per level, beside a matmul")
         {
-            preset, model, batches, iters, cfg, repeats, threads, chunk, noTraining, noSampling, invariance,
+            preset, model, batches, iters, cfg, repeats, threads, chunk, headChunk, noTraining, noSampling, invariance,
         };
         command.SetAction(r => Run(r.GetValue(preset)!, r.GetValue(model), r.GetValue(batches)!, r.GetValue(iters)!, (float)r.GetValue(cfg),
-            r.GetValue(repeats), r.GetValue(noSampling), r.GetValue(noTraining), r.GetValue(threads), r.GetValue(chunk), r.GetValue(invariance)));
+            r.GetValue(repeats), r.GetValue(noSampling), r.GetValue(noTraining), r.GetValue(threads), r.GetValue(chunk), r.GetValue(headChunk), r.GetValue(invariance)));
         return command;
     }
 
     static int Run(string preset, string? modelPath, int[] batches, int[] numIter, float cfg, int repeats, bool skipSampling, bool skipTraining,
-        int threads, int chunk, bool invariance)
+        int threads, int chunk, int headChunk, bool invariance)
     {
         if (threads > 0) set_num_threads(threads);
         using var model = modelPath is null ? new FractalModel(Presets.Get(preset)) : ModelCheckpoint.Open(modelPath, preset);
@@ -60,7 +62,7 @@ public static class BenchCommand
             model.train();
             // The trainer's setting (pixel heads' eager backward in cache-sized chunks) and, as the baseline in the same
             // run, the whole batch at once; interleaved so that drifts of a shared machine hit both alike.
-            long[] chunkings = [Trainer.DefaultHeadChunkRows, 0];
+            long[] chunkings = [headChunk, 0];
             var stepTimes = chunkings.ToDictionary(c => c, _ => new List<double>());
             for (int i = 0; i < repeats + 1; i++)
             {
@@ -82,7 +84,7 @@ public static class BenchCommand
             model.UseEagerHeadBackward(0);
             double chunked = stepTimes[chunkings[0]].Average(), whole = stepTimes[0].Average();
             Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
-                $"training step, batch 32:    {chunked:F3} s  ({32 / chunked:F1} images/s; pixel heads in chunks of {chunkings[0]} rows, as the trainer runs)"));
+                $"training step, batch 32:    {chunked:F3} s  ({32 / chunked:F1} images/s; pixel heads in chunks of {chunkings[0]} rows{(headChunk == Trainer.DefaultHeadChunkRows ? ", as the trainer runs" : "")})"));
             Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
                 $"  baseline, heads unchunked: {whole:F3} s  ({32 / whole:F1} images/s; the chunks are {whole / chunked:F2}× faster)"));
             var times = new List<double>();

@@ -25,11 +25,12 @@ public static class TrainCommand
         var maxSteps = CliOptions.OptionalInt("--max-steps", "stop after this many steps in this run (resume later)", 1);
         var dropout = CliOptions.OptionalNumber("--dropout", "dropout in [0, 1] (default the preset's)", 0, 1);
         var threads = CliOptions.Int("--threads", "libtorch threads (0: libtorch's choice)", 0, 0, 256);
+        var headChunk = CliOptions.OptionalInt("--head-chunk", "rows per chunk of the pixel heads' eager backward (0: off; default 4096 on a CPU, off on a GPU)", 0);
         var device = ModelCommands.DeviceOption();
         var noSamples = CliOptions.Flag("--no-samples", "write no sample sheet at checkpoints");
         var command = new Command("train", "train with the official recipe (AdamW 0.9/0.95, wd 0.05, warm-up + cosine, clip 3.0, label drop 0.1, flips, red weight 5); resumes; Ctrl-C saves")
         {
-            data, output, preset, init, config, batch, steps, warmup, lr, seed, checkpointMinutes, maxSteps, dropout, threads, device, noSamples,
+            data, output, preset, init, config, batch, steps, warmup, lr, seed, checkpointMinutes, maxSteps, dropout, threads, headChunk, device, noSamples,
         };
         command.SetAction(r => Run(new TrainerOptions
         {
@@ -46,6 +47,7 @@ public static class TrainCommand
             MaxStepsThisRun = r.GetValue(maxSteps),
             Dropout = r.GetValue(dropout),
             Threads = r.GetValue(threads),
+            HeadChunkRows = r.GetValue(headChunk),
             Device = ModelCommands.ParseDevice(r.GetValue(device)!).ToString(),
             Config = r.GetValue(config) is { } c ? LoadConfig(c) : null,
         }, samples: !r.GetValue(noSamples)));
