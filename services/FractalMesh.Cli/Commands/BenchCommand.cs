@@ -64,6 +64,7 @@ public static class BenchCommand
             // run, the whole batch at once; interleaved so that drifts of a shared machine hit both alike.
             long[] chunkings = [headChunk, 0];
             var stepTimes = chunkings.ToDictionary(c => c, _ => new List<double>());
+            var parts = new double[4];        // the trainer's setting: forward (with the heads' eager pass), backward, clipping, AdamW
             for (int i = 0; i < repeats + 1; i++)
             {
                 foreach (var rows in chunkings)
@@ -74,9 +75,19 @@ public static class BenchCommand
                     {
                         optimizer.zero_grad();
                         var loss = model.Loss(x, labels);
+                        double forward = sw.Elapsed.TotalSeconds;
                         loss.backward();
+                        double backward = sw.Elapsed.TotalSeconds;
                         nn.utils.clip_grad_norm_(model.parameters(), 3.0);
+                        double clip = sw.Elapsed.TotalSeconds;
                         optimizer.step();
+                        if (i > 0 && rows == chunkings[0])
+                        {
+                            parts[0] += forward;
+                            parts[1] += backward - forward;
+                            parts[2] += clip - backward;
+                            parts[3] += sw.Elapsed.TotalSeconds - clip;
+                        }
                     }
                     if (i > 0) stepTimes[rows].Add(sw.Elapsed.TotalSeconds);
                 }
@@ -85,6 +96,8 @@ public static class BenchCommand
             double chunked = stepTimes[chunkings[0]].Average(), whole = stepTimes[0].Average();
             Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
                 $"training step, batch 32:    {chunked:F3} s  ({32 / chunked:F1} images/s; pixel heads in chunks of {chunkings[0]} rows{(headChunk == Trainer.DefaultHeadChunkRows ? ", as the trainer runs" : "")})"));
+            Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                $"  of which forward (with the heads' own backward) {parts[0] / repeats:F3} s, backward {parts[1] / repeats:F3} s, clipping {parts[2] / repeats:F3} s, AdamW {parts[3] / repeats:F3} s"));
             Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
                 $"  baseline, heads unchunked: {whole:F3} s  ({32 / whole:F1} images/s; the chunks are {whole / chunked:F2}× faster)"));
             var times = new List<double>();
