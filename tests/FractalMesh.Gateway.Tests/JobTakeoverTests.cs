@@ -27,14 +27,7 @@ public sealed class JobTakeoverTests(ITestOutputHelper output)
     {
         using var redis = new RedisServer();
         // Both start at once (each loads the model and warms up); if one fails, the other is stopped too.
-        var starting = new[] { GatewayProcess.StartAsync(Settings(redis, "g1")), GatewayProcess.StartAsync(Settings(redis, "g2")) };
-        GatewayProcess[] gateways;
-        try { gateways = await Task.WhenAll(starting); }
-        catch
-        {
-            foreach (var s in starting.Where(s => s.IsCompletedSuccessfully)) await (await s).DisposeAsync();
-            throw;
-        }
+        var gateways = await StartTogether.AllAsync(GatewayProcess.StartAsync(Settings(redis, "g1")), GatewayProcess.StartAsync(Settings(redis, "g2")));
         await using var g1 = gateways[0];
         await using var g2 = gateways[1];
 

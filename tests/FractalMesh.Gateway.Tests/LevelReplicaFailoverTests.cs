@@ -17,14 +17,7 @@ public sealed class LevelReplicaFailoverTests(ITestOutputHelper output)
         // A long batching window keeps every call inside its replica for a while: long enough to kill one mid-call.
         var settings = LevelServiceProcess.TinyModelSettings();
         settings["Level:StartDelayMilliseconds"] = "400";
-        var starting = new[] { LevelServiceProcess.StartAsync(settings), LevelServiceProcess.StartAsync(settings) };
-        LevelServiceProcess[] replicas;
-        try { replicas = await Task.WhenAll(starting); }
-        catch
-        {
-            foreach (var s in starting.Where(s => s.IsCompletedSuccessfully)) await (await s).DisposeAsync();
-            throw;
-        }
+        var replicas = await StartTogether.AllAsync(LevelServiceProcess.StartAsync(settings), LevelServiceProcess.StartAsync(settings));
         await using var a = replicas[0];
         await using var b = replicas[1];
         await using var gateway = await GatewayProcess.StartAsync("--Gateway:FirstRemoteLevel=1", $"--Gateway:LevelAddresses:0={a.Address}", $"--Gateway:LevelAddresses:1={b.Address}",

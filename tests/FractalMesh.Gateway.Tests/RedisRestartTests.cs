@@ -26,14 +26,7 @@ public sealed class RedisRestartTests(ITestOutputHelper output)
     {
         // appendfsync always: every acknowledged write is on disk before the kill, so what the test expects back is exact.
         using var redis = RedisServer.Started("--appendonly yes --appendfsync always");
-        var starting = new[] { GatewayProcess.StartAsync(Settings(redis, "g1")), GatewayProcess.StartAsync(Settings(redis, "g2")) };
-        GatewayProcess[] gateways;
-        try { gateways = await Task.WhenAll(starting); }
-        catch
-        {
-            foreach (var s in starting.Where(s => s.IsCompletedSuccessfully)) await (await s).DisposeAsync();
-            throw;
-        }
+        var gateways = await StartTogether.AllAsync(GatewayProcess.StartAsync(Settings(redis, "g1")), GatewayProcess.StartAsync(Settings(redis, "g2")));
         await using var g1 = gateways[0];
         await using var g2 = gateways[1];
         var keys = new RedisKeys("fm");

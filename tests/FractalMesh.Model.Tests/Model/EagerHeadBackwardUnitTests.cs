@@ -14,14 +14,9 @@ namespace FractalMesh.Model.Tests;
 [Collection("TorchStatistics")]
 public class EagerHeadBackwardUnitTests
 {
-    public static TheoryData<string> Configs => new() { "ar", "mar", "mar-guiding" };
+    public static TheoryData<string> Configs => TensorLifetimeUnitTests.Configs;
 
-    static FractalConfig Tiny(string kind) => kind switch
-    {
-        "ar" => new() { ImageSizes = [8, 2, 1], Widths = [32, 16, 16], Blocks = [1, 1, 1], Heads = [2, 2, 2], Generators = [GeneratorKind.Ar, GeneratorKind.Ar], NumConds = 1, ClassNum = 3 },
-        "mar" => new() { ImageSizes = [8, 2, 1], Widths = [32, 16, 16], Blocks = [1, 1, 1], Heads = [2, 2, 2], Generators = [GeneratorKind.Mar, GeneratorKind.Mar], NumConds = 5, ClassNum = 3 },
-        _ => new() { ImageSizes = [8, 4, 2, 1], Widths = [32, 16, 16, 16], Blocks = [1, 1, 1, 1], Heads = [2, 2, 2, 2], Generators = [GeneratorKind.Mar, GeneratorKind.Mar, GeneratorKind.Mar], NumConds = 5, GuidingPixel = true, ClassNum = 3 },
-    };
+    static FractalConfig Tiny(string kind) => TensorLifetimeUnitTests.Tiny(kind);
 
     /// <summary>One training step's loss and every parameter's gradient, from the same seed (same label drops, masks, dropout).</summary>
     static (float Loss, Dictionary<string, float[]> Grads) Step(FractalModel model, Tensor images, Tensor labels, long chunkRows)

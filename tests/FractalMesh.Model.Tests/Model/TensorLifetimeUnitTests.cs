@@ -12,7 +12,8 @@ public class TensorLifetimeUnitTests
 {
     public static TheoryData<string> Configs => new() { "ar", "mar", "mar-guiding" };
 
-    static FractalConfig Tiny(string kind) => kind switch
+    /// <summary>A tiny model of each kind (AR, MAR, MAR with guiding pixels), for tests that run whole training steps.</summary>
+    internal static FractalConfig Tiny(string kind) => kind switch
     {
         "ar" => new() { ImageSizes = [8, 2, 1], Widths = [32, 16, 16], Blocks = [1, 1, 1], Heads = [2, 2, 2], Generators = [GeneratorKind.Ar, GeneratorKind.Ar], NumConds = 1, ClassNum = 3 },
         "mar" => new() { ImageSizes = [8, 2, 1], Widths = [32, 16, 16], Blocks = [1, 1, 1], Heads = [2, 2, 2], Generators = [GeneratorKind.Mar, GeneratorKind.Mar], NumConds = 5, ClassNum = 3 },
