@@ -75,10 +75,11 @@ public sealed class RedisKeyLifetimeTests : IClassFixture<RedisFixture>
         string prefix = Prefix();
         var keys = new RedisKeys(prefix);
         var db = redis.Multiplexer.GetDatabase();
-        var ttl = TimeSpan.FromSeconds(1);
+        // Lifetimes several heartbeats (500 ms) long, so a loaded machine that delays one beat does not lose a lease or a key.
+        var ttl = TimeSpan.FromSeconds(2);
         var store = new RedisJobStore(redis.Multiplexer, ttl, prefix);
         var executor = new HeldExecutor();
-        await using var runner = new JobRunner(store, executor, new JobRunnerOptions { Owner = "r1", LeaseTtl = TimeSpan.FromMilliseconds(600) });
+        await using var runner = new JobRunner(store, executor, new JobRunnerOptions { Owner = "r1", LeaseTtl = TimeSpan.FromMilliseconds(1500) });
         runner.Start();
         string running = (await runner.SubmitAsync("{}", 1, null)).Job.Id;
         string queued = (await runner.SubmitAsync("{}", 1, null)).Job.Id;
