@@ -27,7 +27,8 @@ public static class NativeAllocator
     /// Hands the heap's free pages back to the system (glibc's <c>malloc_trim</c>, which also releases whole free pages
     /// inside the heap, not only at its top). A training step's activations change size from step to step (the masking
     /// ratio is random), so with the thresholds above the freed blocks fragment the heap and a long run's resident size
-    /// creeps up step by step; one trim per step keeps it at what a step needs. False where there is no glibc.
+    /// creeps up step by step; a trim every few dozen steps keeps it near what a step needs (after every step it would cost
+    /// more than it saves: the next step faults its pages in again). False where there is no glibc.
     /// </summary>
     public static bool Trim()
     {
