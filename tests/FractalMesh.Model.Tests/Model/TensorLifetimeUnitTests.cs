@@ -20,12 +20,19 @@ public class TensorLifetimeUnitTests
         _ => new() { ImageSizes = [8, 4, 2, 1], Widths = [32, 16, 16, 16], Blocks = [1, 1, 1, 1], Heads = [2, 2, 2, 2], Generators = [GeneratorKind.Mar, GeneratorKind.Mar, GeneratorKind.Mar], NumConds = 5, GuidingPixel = true, ClassNum = 3 },
     };
 
+    /// <summary>Each kind, with the pixel heads' backward at once (0) and eager in chunks of 7 rows (the trainer's way).</summary>
+    public static TheoryData<string, long> TrainingConfigs => new()
+    {
+        { "ar", 0 }, { "mar", 0 }, { "mar-guiding", 0 }, { "ar", 7 }, { "mar", 7 }, { "mar-guiding", 7 },
+    };
+
     [Theory]
-    [MemberData(nameof(Configs))]
-    public void TrainingLossAndBackwardLeaveNothingAlive(string kind)
+    [MemberData(nameof(TrainingConfigs))]
+    public void TrainingLossAndBackwardLeaveNothingAlive(string kind, long headChunkRows)
     {
         using var model = new FractalModel(Tiny(kind));
         model.train();
+        model.UseEagerHeadBackward(headChunkRows);
         using var images = randn(4, 3, 8, 8);
         using var labels = tensor(new long[] { 0, 1, 2, 1 });
         DisposeScopeManager.Statistics.Reset();
