@@ -62,6 +62,7 @@ public sealed class Trainer : IDisposable
             manual_seed(options.Seed);
             var config = options.InitFrom is { } init ? ModelCheckpoint.ReadConfig(init) : options.Config ?? Presets.Get(options.Preset);
             if (options.Dropout is double d) config = config with { AttnDropout = d, ProjDropout = d };
+            if (options.RedWeight is double rw) config = config with { RWeight = rw };
             model = new FractalModel(config);
             if (options.InitFrom is { } from) ModelCheckpoint.LoadWeights(model, from);
         }
@@ -156,10 +157,10 @@ public sealed class Trainer : IDisposable
     }
 
     /// <summary>
-    /// The batch of <paramref name="step"/>: a permutation of the training set per epoch and a flip per image, both derived
+    /// The batch of <paramref name="step"/>: a permutation of the training set per epoch and (with flips on) a flip per image, both derived
     /// from (seed, step) alone, so a resumed run sees exactly the images an uninterrupted one would.
     /// </summary>
-    (Tensor Images, Tensor Labels) Batch(int step)
+    internal (Tensor Images, Tensor Labels) Batch(int step)
     {
         int n = data.Count, b = options.BatchSize;
         long first = (long)step * b;
@@ -179,7 +180,7 @@ public sealed class Trainer : IDisposable
                 epochCached = epoch;
             }
             int index = order[(int)(k % n)];
-            bool flip = (StableSeed(options.Seed, k, 0xf11b) & 1) == 1;
+            bool flip = options.Flips && (StableSeed(options.Seed, k, 0xf11b) & 1) == 1;
             var src = data.GetImage(index);
             var dst = bytes.AsSpan(i * data.ImageByteCount, data.ImageByteCount);
             if (!flip) src.CopyTo(dst);

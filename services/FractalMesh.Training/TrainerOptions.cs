@@ -35,6 +35,14 @@ public sealed record TrainerOptions
     public int? MaxStepsThisRun { get; init; }
     /// <summary>Dropout overrides; null keeps the preset's (official 0.1).</summary>
     public double? Dropout { get; init; }
+    /// <summary>
+    /// Weight of the red channel in the pixel heads' training loss (green and blue weigh 1); null keeps the configuration's
+    /// (official 5). Like <see cref="Dropout"/>, it applies when a run starts (fresh or warm) and is stored in the checkpoint.
+    /// 1 trains on exactly what the likelihood measures (channels equal).
+    /// </summary>
+    public double? RedWeight { get; init; }
+    /// <summary>Random horizontal flips of the training images (official: on). Give every resume of a run the same value.</summary>
+    public bool Flips { get; init; } = true;
     /// <summary>Where the model trains (cpu, cuda, cuda:N).</summary>
     public string Device { get; init; } = "cpu";
     /// <summary>

@@ -52,6 +52,45 @@ public class TrainerTests
     }
 
     [Fact]
+    public void RedWeightAndFlipsOverrideTheRecipeAndTheRedWeightIsStored()
+    {
+        using var f = new TrainingFixture();
+        // An image that a flip changes: left half dark, right half light, in every channel.
+        var pixels = new byte[8 * 3 * 64];
+        for (int i = 0; i < pixels.Length; i++) pixels[i] = (byte)(i % 8 < 4 ? 10 : 240);
+        FmdsFile.Write(f.TrainSplit, 8, 8, Enumerable.Repeat(0, 8).ToArray(), pixels);
+        using var original = Pixels.Normalize(tensor(pixels, ScalarType.Byte).reshape(8, 3, 8, 8));
+
+        using (var plain = new Trainer(Options(f, "plain", 2) with { RedWeight = 1, Flips = false }))
+        {
+            Assert.Equal(1.0, plain.Model.Config.RWeight);
+            for (int step = 0; step < 4; step++)
+            {
+                var (images, labels) = plain.Batch(step);
+                using (images) using (labels) Assert.True(Same(images, original), $"step {step} flipped an image");
+            }
+            plain.Run(CancellationToken.None);
+        }
+        Assert.Equal(1.0, ModelCheckpoint.ReadConfig(Trainer.CheckpointPath(Path.Combine(f.Folder, "plain"))).RWeight);
+
+        using var official = new Trainer(Options(f, "official", 2));
+        Assert.Equal(5.0, official.Model.Config.RWeight);
+        var flipped = Enumerable.Range(0, 4).Sum(step =>
+        {
+            var (images, labels) = official.Batch(step);
+            using (images) using (labels) return Same(images, original) ? 0 : 1;
+        });
+        Assert.True(flipped > 0, "four batches of the official recipe flipped no image");
+
+        static bool Same(Tensor a, Tensor b)
+        {
+            using var equal = a.eq(b);
+            using var all = equal.all();
+            return all.item<bool>();
+        }
+    }
+
+    [Fact]
     public void MissingDatasetGetsAClearError()
     {
         using var f = new TrainingFixture();

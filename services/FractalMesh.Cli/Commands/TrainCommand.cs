@@ -24,13 +24,15 @@ public static class TrainCommand
         var checkpointMinutes = CliOptions.Number("--checkpoint-minutes", "minutes between checkpoints (0: every step)", 5, 0);
         var maxSteps = CliOptions.OptionalInt("--max-steps", "stop after this many steps in this run (resume later)", 1);
         var dropout = CliOptions.OptionalNumber("--dropout", "dropout in [0, 1] (default the preset's)", 0, 1);
+        var redWeight = CliOptions.OptionalNumber("--red-weight", "the red channel's weight in the training loss (default the model's, officially 5; 1 trains on what eval-nll measures)", 0, 1000);
+        var noFlips = CliOptions.Flag("--no-flips", "train on the images as they are, without random horizontal flips (give every resume the same)");
         var threads = CliOptions.Int("--threads", "libtorch threads (0: libtorch's choice)", 0, 0, 256);
         var headChunk = CliOptions.OptionalInt("--head-chunk", "rows per chunk of the pixel heads' eager backward (0: off; default 4096 on a CPU, off on a GPU)", 0);
         var device = ModelCommands.DeviceOption();
         var noSamples = CliOptions.Flag("--no-samples", "write no sample sheet at checkpoints");
         var command = new Command("train", "train with the official recipe (AdamW 0.9/0.95, wd 0.05, warm-up + cosine, clip 3.0, label drop 0.1, flips, red weight 5); resumes; Ctrl-C saves")
         {
-            data, output, preset, init, config, batch, steps, warmup, lr, seed, checkpointMinutes, maxSteps, dropout, threads, headChunk, device, noSamples,
+            data, output, preset, init, config, batch, steps, warmup, lr, seed, checkpointMinutes, maxSteps, dropout, redWeight, noFlips, threads, headChunk, device, noSamples,
         };
         command.SetAction(r => Run(new TrainerOptions
         {
@@ -46,6 +48,8 @@ public static class TrainCommand
             CheckpointMinutes = r.GetValue(checkpointMinutes),
             MaxStepsThisRun = r.GetValue(maxSteps),
             Dropout = r.GetValue(dropout),
+            RedWeight = r.GetValue(redWeight),
+            Flips = !r.GetValue(noFlips),
             Threads = r.GetValue(threads),
             HeadChunkRows = r.GetValue(headChunk),
             Device = ModelCommands.ParseDevice(r.GetValue(device)!).ToString(),
