@@ -1,3 +1,5 @@
+using FractalMesh.Cli;
 using FractalMesh.Cli.Commands;
 
+if (TcmallocRelaunch.Run() is int exitCode) return exitCode;
 return await CommandLine.RunAsync(args);

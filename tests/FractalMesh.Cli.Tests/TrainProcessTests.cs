@@ -13,18 +13,22 @@ public sealed class TrainProcessTests : IDisposable
 
     public void Dispose() => Directory.Delete(dir, true);
 
-    Process Start(string run)
+    readonly System.Text.StringBuilder output = new();
+
+    Process Start(string run, string? allocator = null)
     {
         var psi = new ProcessStartInfo("dotnet")
         {
             RedirectStandardOutput = true, RedirectStandardError = true, UseShellExecute = false,
         };
+        psi.Environment.Remove(TcmallocRelaunch.Variable);
+        if (allocator is not null) psi.Environment[TcmallocRelaunch.Variable] = allocator;
         foreach (var a in new[] { Path.Combine(AppContext.BaseDirectory, "fractalmesh.dll"), "train", "--data", Path.Combine(dir, "train.fmds"),
                      "--config", Path.Combine(dir, "config.json"), "--out", Path.Combine(dir, run), "--steps", "40", "--warmup", "2",
                      "--batch", "8", "--checkpoint-minutes", "0", "--no-samples", "--threads", "1" })
             psi.ArgumentList.Add(a);
         var p = Process.Start(psi)!;
-        p.OutputDataReceived += (_, _) => { };
+        p.OutputDataReceived += (_, e) => { lock (output) output.AppendLine(e.Data); };
         p.ErrorDataReceived += (_, _) => { };
         p.BeginOutputReadLine();
         p.BeginErrorReadLine();
@@ -46,6 +50,8 @@ public sealed class TrainProcessTests : IDisposable
         WriteDataAndConfig();
 
         using (var straight = Start("straight")) { Assert.True(straight.WaitForExit(120_000)); Assert.Equal(0, straight.ExitCode); }
+        // The command line started itself again under tcmalloc (build/test.sh installs it): kill and SIGTERM below reach that copy.
+        lock (output) Assert.Contains("(native allocator: tcmalloc)", output.ToString());
 
         using (var killed = Start("killed"))
         {
@@ -91,6 +97,26 @@ public sealed class TrainProcessTests : IDisposable
         int logged = File.ReadAllLines(log).Length - 1;
         Assert.InRange(saved, 3, 39);         // stopped early ...
         Assert.Equal(logged, saved);          // ... with every logged step in the checkpoint
+    }
+
+    [Fact]
+    public void FractalmeshAllocatorSystemKeepsTheCLibrarysMalloc()
+    {
+        WriteDataAndConfig();
+        using (var run = Start("system", allocator: "system")) { Assert.True(run.WaitForExit(120_000)); Assert.Equal(0, run.ExitCode); }
+        lock (output) Assert.Contains("(native allocator: glibc)", output.ToString());
+    }
+
+    [Fact]
+    public void TheRelaunchPicksAnInstalledTcmallocOnlyWhenNothingElseWasChosen()
+    {
+        const string lib = "/usr/lib/x86_64-linux-gnu/libtcmalloc_minimal.so.4";
+        Assert.Equal(lib, TcmallocRelaunch.Choose(null, null, path => path == lib));
+        Assert.Equal(lib, TcmallocRelaunch.Choose("", "/opt/other.so", path => path == lib));
+        Assert.Null(TcmallocRelaunch.Choose("system", null, path => path == lib));
+        Assert.Null(TcmallocRelaunch.Choose("tcmalloc", null, path => path == lib));   // the relaunched copy
+        Assert.Null(TcmallocRelaunch.Choose(null, "/usr/lib/x86_64-linux-gnu/libjemalloc.so.2", path => path == lib));
+        Assert.Null(TcmallocRelaunch.Choose(null, null, _ => false));
     }
 
     [System.Runtime.InteropServices.DllImport("libc", SetLastError = true)]

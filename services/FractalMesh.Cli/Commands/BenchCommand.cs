@@ -50,7 +50,7 @@ public static class BenchCommand
         using var model = modelPath is null ? new FractalModel(Presets.Get(preset)) : ModelCheckpoint.Open(modelPath, preset);
         var config = model.Config;
         int size = config.ImageSizes[0];
-        Console.WriteLine($"{(modelPath ?? preset)}: {model.parameters().Sum(p => p.numel()):N0} parameters, {get_num_threads()} threads");
+        Console.WriteLine($"{(modelPath ?? preset)}: {model.parameters().Sum(p => p.numel()):N0} parameters, {get_num_threads()} threads, native allocator {TcmallocRelaunch.ActiveAllocator()}");
 
         // Training step and likelihood pass at batch 32.
         if (!skipTraining)

@@ -76,7 +76,7 @@ public static class TrainCommand
         try
         {
             using var trainer = new Trainer(options);
-            Console.WriteLine($"training {options.Preset} on {options.TrainSplit} into {options.OutputDir}, from step {trainer.Step}");
+            Console.WriteLine($"training {options.Preset} on {options.TrainSplit} into {options.OutputDir}, from step {trainer.Step} (native allocator: {TcmallocRelaunch.ActiveAllocator()})");
             double smoothed = double.NaN;
             trainer.Run(cts.Token,
                 report =>
