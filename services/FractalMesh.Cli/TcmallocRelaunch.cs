@@ -52,6 +52,7 @@ public static class TcmallocRelaunch
         foreach (var a in argv.Skip(1).Take(argv.Length - 2)) start.ArgumentList.Add(a);
         start.Environment["LD_PRELOAD"] = string.IsNullOrEmpty(preload) ? library : $"{library}:{preload}";
         start.Environment[Variable] = "tcmalloc";
+        start.Environment[ParentVariable] = Environment.ProcessId.ToString(System.Globalization.CultureInfo.InvariantCulture);
         using var child = Process.Start(start);
         if (child is null) return null;
         using var term = Forward(PosixSignal.SIGTERM, child, 15);
@@ -68,6 +69,31 @@ public static class TcmallocRelaunch
             context.Cancel = true;
             kill(child.Id, number);
         });
+
+    /// <summary>
+    /// In the relaunched copy: asks the kernel for SIGTERM when the first copy dies, so that killing the pid a user started
+    /// (even with SIGKILL, which cannot be passed on) still stops the work, and a training run saves on its way out.
+    /// </summary>
+    public static void FollowParent()
+    {
+        if (!OperatingSystem.IsLinux() || Environment.GetEnvironmentVariable(Variable) != "tcmalloc") return;
+        if (!int.TryParse(Environment.GetEnvironmentVariable(ParentVariable), out int parent)) return;
+        try
+        {
+            prctl(PrSetPdeathsig, 15);
+            if (getppid() != parent) Environment.Exit(143);   // the first copy died before the request took effect
+        }
+        catch (Exception e) when (e is DllNotFoundException or EntryPointNotFoundException) { }
+    }
+
+    const string ParentVariable = "FRACTALMESH_ALLOCATOR_PARENT";
+    const int PrSetPdeathsig = 1;
+
+    [DllImport("libc")]
+    static extern int prctl(int option, nuint argument);
+
+    [DllImport("libc")]
+    static extern int getppid();
 
     /// <summary>Which allocator serves this process's malloc: the preloaded one found in its memory map, else the C library's.</summary>
     public static string ActiveAllocator()

@@ -100,6 +100,29 @@ public sealed class TrainProcessTests : IDisposable
     }
 
     [Fact]
+    public void KillingTheFirstCopyStopsTheRelaunchedOneWhichSaves()
+    {
+        WriteDataAndConfig();
+        using var run = Start("orphaned");
+        string log = Path.Combine(dir, "orphaned", "log.csv");
+        var deadline = Stopwatch.StartNew();
+        while (deadline.Elapsed < TimeSpan.FromSeconds(120) && (!File.Exists(log) || File.ReadAllLines(log).Length < 4)) Thread.Sleep(20);
+        var copy = Process.GetProcesses().Single(p => ParentOf(p.Id) == run.Id);   // the copy under tcmalloc
+        Assert.Equal(0, kill(run.Id, 9));   // SIGKILL: nothing can be passed on
+        Assert.True(copy.WaitForExit(60_000), "the relaunched copy outlived the first one");
+        var state = Trainer.FindState(Path.Combine(dir, "orphaned"));
+        Assert.NotNull(state);
+        int saved = System.Text.Json.JsonDocument.Parse(File.ReadAllText(Path.Combine(state!, "state.json"))).RootElement.GetProperty("Step").GetInt32();
+        Assert.InRange(saved, 3, 39);       // it saved on the SIGTERM the kernel sent it, then stopped early
+
+        static int ParentOf(int pid)
+        {
+            try { return int.Parse(File.ReadAllText($"/proc/{pid}/stat").Split(") ")[1].Split(' ')[1]); }
+            catch (Exception e) when (e is IOException or UnauthorizedAccessException or FormatException or IndexOutOfRangeException) { return -1; }
+        }
+    }
+
+    [Fact]
     public void FractalmeshAllocatorSystemKeepsTheCLibrarysMalloc()
     {
         WriteDataAndConfig();
