@@ -32,8 +32,8 @@ public static class TcmallocRelaunch
     /// <summary>The library to preload, or null when this process should run as it is.</summary>
     public static string? Choose(string? variable, string? preload, Func<string, bool> exists)
     {
-        if (variable is not null && variable.Length > 0) return null;            // "system", or already relaunched
-        if (preload is not null && (preload.Contains("malloc", StringComparison.Ordinal))) return null;
+        if (!string.IsNullOrEmpty(variable)) return null;            // "system", or already relaunched
+        if (preload?.Contains("malloc", StringComparison.Ordinal) == true) return null;
         return Candidates.FirstOrDefault(exists);
     }
 

@@ -35,6 +35,20 @@ public sealed class TrainProcessTests : IDisposable
         return p;
     }
 
+    static void WaitForLogLines(string log, int lines)
+    {
+        var deadline = Stopwatch.StartNew();
+        while (deadline.Elapsed < TimeSpan.FromSeconds(120) && (!File.Exists(log) || File.ReadAllLines(log).Length < lines)) Thread.Sleep(20);
+    }
+
+    /// <summary>The step of the run's saved state (the test fails when there is none).</summary>
+    int SavedStep(string run)
+    {
+        var state = Trainer.FindState(Path.Combine(dir, run));
+        Assert.NotNull(state);
+        return System.Text.Json.JsonDocument.Parse(File.ReadAllText(Path.Combine(state!, "state.json"))).RootElement.GetProperty("Step").GetInt32();
+    }
+
     void WriteDataAndConfig()
     {
         var pixels = new byte[16 * 3 * 64];
@@ -55,15 +69,11 @@ public sealed class TrainProcessTests : IDisposable
 
         using (var killed = Start("killed"))
         {
-            var deadline = Stopwatch.StartNew();
-            string log = Path.Combine(dir, "killed", "log.csv");
-            while (deadline.Elapsed < TimeSpan.FromSeconds(120) && (!File.Exists(log) || File.ReadAllLines(log).Length < 6)) Thread.Sleep(20);
+            WaitForLogLines(Path.Combine(dir, "killed", "log.csv"), 6);
             killed.Kill(entireProcessTree: true);
             killed.WaitForExit();
         }
-        var state = Trainer.FindState(Path.Combine(dir, "killed"));
-        Assert.NotNull(state);
-        int stepAtKill = System.Text.Json.JsonDocument.Parse(File.ReadAllText(Path.Combine(state!, "state.json"))).RootElement.GetProperty("Step").GetInt32();
+        int stepAtKill = SavedStep("killed");
         Assert.InRange(stepAtKill, 1, 39); // the kill really interrupted the run
         using (var resumed = Start("killed")) { Assert.True(resumed.WaitForExit(120_000)); Assert.Equal(0, resumed.ExitCode); }
 
@@ -86,14 +96,11 @@ public sealed class TrainProcessTests : IDisposable
         WriteDataAndConfig();
         using var run = Start("terminated");
         string log = Path.Combine(dir, "terminated", "log.csv");
-        var deadline = Stopwatch.StartNew();
-        while (deadline.Elapsed < TimeSpan.FromSeconds(120) && (!File.Exists(log) || File.ReadAllLines(log).Length < 4)) Thread.Sleep(20);
+        WaitForLogLines(log, 4);
         Assert.Equal(0, kill(run.Id, 15));   // SIGTERM, as kill, docker stop and Kubernetes send it
         Assert.True(run.WaitForExit(60_000), "the run did not stop on SIGTERM");
         Assert.Equal(0, run.ExitCode);
-        var state = Trainer.FindState(Path.Combine(dir, "terminated"));
-        Assert.NotNull(state);
-        int saved = System.Text.Json.JsonDocument.Parse(File.ReadAllText(Path.Combine(state!, "state.json"))).RootElement.GetProperty("Step").GetInt32();
+        int saved = SavedStep("terminated");
         int logged = File.ReadAllLines(log).Length - 1;
         Assert.InRange(saved, 3, 39);         // stopped early ...
         Assert.Equal(logged, saved);          // ... with every logged step in the checkpoint
@@ -105,14 +112,11 @@ public sealed class TrainProcessTests : IDisposable
         WriteDataAndConfig();
         using var run = Start("orphaned");
         string log = Path.Combine(dir, "orphaned", "log.csv");
-        var deadline = Stopwatch.StartNew();
-        while (deadline.Elapsed < TimeSpan.FromSeconds(120) && (!File.Exists(log) || File.ReadAllLines(log).Length < 4)) Thread.Sleep(20);
+        WaitForLogLines(log, 4);
         var copy = Process.GetProcesses().Single(p => ParentOf(p.Id) == run.Id);   // the copy under tcmalloc
         Assert.Equal(0, kill(run.Id, 9));   // SIGKILL: nothing can be passed on
         Assert.True(copy.WaitForExit(60_000), "the relaunched copy outlived the first one");
-        var state = Trainer.FindState(Path.Combine(dir, "orphaned"));
-        Assert.NotNull(state);
-        int saved = System.Text.Json.JsonDocument.Parse(File.ReadAllText(Path.Combine(state!, "state.json"))).RootElement.GetProperty("Step").GetInt32();
+        int saved = SavedStep("orphaned");
         Assert.InRange(saved, 3, 39);       // it saved on the SIGTERM the kernel sent it, then stopped early
 
         static int ParentOf(int pid)
