@@ -5,7 +5,7 @@ using static TorchSharp.torch;
 
 namespace FractalMesh.Training;
 
-/// <summary>A mean in bits per dimension with a 95% confidence half-width.</summary>
+/// <summary>A mean in bits per dimension with a 95% confidence half-width over <paramref name="Samples"/> images.</summary>
 public readonly record struct BitsPerDim(double Mean, double HalfWidth95, int Samples);
 
 /// <summary>Held-out likelihood and lossless codecs on the same images.</summary>
@@ -14,7 +14,9 @@ public readonly record struct BitsPerDim(double Mean, double HalfWidth95, int Sa
 /// <param name="WebpLossless">Lossless WebP at libwebp's maximum effort, each image alone (<see cref="CodecBaselines.EncodeWebpLossless"/>).</param>
 /// <param name="Images">How many test images were measured.</param>
 /// <param name="Passes">Forward passes per batch for the model; 0 when only the codecs were measured.</param>
-public sealed record LikelihoodReport(BitsPerDim? Model, BitsPerDim Png, BitsPerDim WebpLossless, int Images, int Passes);
+/// <param name="ModelMinusWebp">The model's bits/dim minus WebP's, image by image (a paired interval); null without a model.</param>
+public sealed record LikelihoodReport(BitsPerDim? Model, BitsPerDim Png, BitsPerDim WebpLossless, int Images, int Passes,
+    BitsPerDim? ModelMinusWebp = null);
 
 /// <summary>
 /// The official likelihood protocol (engine_fractalgen.compute_nll): evaluation mode, unconditional (null embedding),
@@ -22,26 +24,34 @@ public sealed record LikelihoodReport(BitsPerDim? Model, BitsPerDim Png, BitsPer
 /// </summary>
 public static class LikelihoodEvaluator
 {
-    /// <summary>Bits per dimension of one batch, averaged over <paramref name="passes"/> forward passes.</summary>
-    public static double BatchBitsPerDim(FractalModel model, Tensor normalizedImages, Tensor labels, int passes)
+    /// <summary>Bits per dimension of each image of one batch, each averaged over <paramref name="passes"/> forward passes.</summary>
+    public static double[] ImageBitsPerDim(FractalModel model, Tensor normalizedImages, Tensor labels, int passes)
     {
         model.eval();
         using var _ = no_grad();
-        double total = 0;
+        var total = new double[normalizedImages.shape[0]];
         for (int p = 0; p < passes; p++)
         {
-            using var loss = model.Loss(normalizedImages, labels);
-            total += loss.item<float>();
+            using var items = model.ItemLosses(normalizedImages, labels);
+            using var cpu = items.cpu();
+            var values = cpu.data<float>().ToArray();
+            for (int i = 0; i < total.Length; i++) total[i] += values[i];
         }
-        return total / passes / Math.Log(2);
+        return total.Select(t => t / passes / Math.Log(2)).ToArray();
     }
 
+    /// <summary>
+    /// The model's bits/dim per image (each pass draws one random number of masked patches per MAR level for its whole
+    /// batch, as the official protocol does), the codecs' on the same images, and intervals over images. The test split is stored
+    /// sorted by category and name, so neighbouring images (a run of skin-tone variants, say) are alike: an interval over
+    /// batch means would count that likeness as noise, one over images does not.
+    /// </summary>
     public static LikelihoodReport Evaluate(FractalModel model, ImageDataset data, int passes, int batchSize, int? limit, long seed, Action<int, int>? progress = null)
     {
         manual_seed(seed);
         var device = model.parameters().First().device;
         int n = Math.Min(data.Count, limit ?? data.Count);
-        var batchValues = new List<(double Bpd, int Count)>();
+        var bits = new double[n];
         for (int start = 0; start < n; start += batchSize)
         {
             int b = Math.Min(batchSize, n - start);
@@ -49,11 +59,11 @@ public static class LikelihoodEvaluator
             var u8 = tensor(data.Pixels.AsSpan(start * data.ImageByteCount, b * data.ImageByteCount).ToArray(), dtype: ScalarType.Byte, device: device)
                 .reshape(b, 3, data.Height, data.Width);
             var labels = tensor(data.Labels.AsSpan(start, b).ToArray().Select(l => (long)l).ToArray(), device: device);
-            batchValues.Add((BatchBitsPerDim(model, Pixels.Normalize(u8), labels, passes), b));
+            ImageBitsPerDim(model, Pixels.Normalize(u8), labels, passes).CopyTo(bits, start);
             progress?.Invoke(start + b, n);
         }
         var (png, webp) = Codecs(data, n);
-        return new LikelihoodReport(Weighted(batchValues), png, webp, n, passes);
+        return new LikelihoodReport(Summary(bits), Summary(png), Summary(webp), n, passes, Summary(bits.Zip(webp, (m, w) => m - w).ToArray()));
     }
 
     /// <summary>The codec baselines alone (no model): bits/dim of each image encoded by itself, first <paramref name="limit"/> images.</summary>
@@ -61,10 +71,11 @@ public static class LikelihoodEvaluator
     {
         int n = Math.Min(data.Count, limit ?? data.Count);
         var (png, webp) = Codecs(data, n, progress);
-        return new LikelihoodReport(null, png, webp, n, 0);
+        return new LikelihoodReport(null, Summary(png), Summary(webp), n, 0);
     }
 
-    static (BitsPerDim Png, BitsPerDim Webp) Codecs(ImageDataset data, int n, Action<int, int>? progress = null)
+    /// <summary>Bits/dim of each of the first <paramref name="n"/> images encoded alone: PNG, then WebP lossless.</summary>
+    static (double[] Png, double[] Webp) Codecs(ImageDataset data, int n, Action<int, int>? progress = null)
     {
         double dims = 3.0 * data.Height * data.Width;
         var png = new double[n];
@@ -78,19 +89,10 @@ public static class LikelihoodEvaluator
             int d = Interlocked.Increment(ref done);
             if (progress is not null && (d % 64 == 0 || d == n)) lock (png) progress(d, n);
         });
-        return (Summary(png), Summary(webp));
+        return (png, webp);
     }
 
-    /// <summary>Mean and 95% interval over per-batch values (the model's loss is a batch mean), weighted by batch size.</summary>
-    static BitsPerDim Weighted(List<(double Bpd, int Count)> values)
-    {
-        double total = values.Sum(v => v.Count);
-        double mean = values.Sum(v => v.Bpd * v.Count) / total;
-        if (values.Count < 2) return new BitsPerDim(mean, double.NaN, values.Count);
-        double var = values.Sum(v => v.Count * (v.Bpd - mean) * (v.Bpd - mean)) / total * values.Count / (values.Count - 1);
-        return new BitsPerDim(mean, 1.96 * Math.Sqrt(var / values.Count), values.Count);
-    }
-
+    /// <summary>Mean and 95% interval (normal approximation) over per-image values.</summary>
     static BitsPerDim Summary(double[] values)
     {
         double mean = values.Average();

@@ -171,6 +171,12 @@ public sealed class CommandLineTests : IDisposable
         var close = EvalNllCommand.Table(report with { Model = new(2.05, 0.05, 23) }).Split('\n', StringSplitOptions.RemoveEmptyEntries);
         Assert.EndsWith("← best", close[2]);
         Assert.Contains("overlaps that of FractalMesh (this model)", close[4]);
+        Assert.Equal(5, close.Length);   // no paired line without per-image differences
+
+        var paired = EvalNllCommand.Table(report with { ModelMinusWebp = new(-0.13, 0.02, 709) }).Split('\n', StringSplitOptions.RemoveEmptyEntries);
+        Assert.Equal("paired, image by image: this model minus WebP lossless -0.1300 ± 0.0200 bits/dim (95%): the model is better", paired[5]);
+        var tie = EvalNllCommand.Table(report with { ModelMinusWebp = new(-0.01, 0.02, 709) }).Split('\n', StringSplitOptions.RemoveEmptyEntries);
+        Assert.EndsWith(": not told apart", tie[5]);
     }
 
     [Fact]

@@ -54,7 +54,7 @@ public static class EvalNllCommand
         Console.WriteLine();
         Console.WriteLine(codecsOnly
             ? $"{report.Images} test images of {data.Width}×{data.Height}, codecs only, each image encoded alone"
-            : $"{report.Images} test images of {data.Width}×{data.Height}, {report.Passes} passes per batch of {batch}; codecs encode each image alone");
+            : $"{report.Images} test images of {data.Width}×{data.Height}, {report.Passes} passes per batch of {batch}; codecs encode each image alone; intervals over images");
         Console.Write(Table(report));
         return 0;
     }
@@ -79,6 +79,9 @@ public static class EvalNllCommand
             && winner.Value.Mean + winner.Value.HalfWidth95 >= runnerUp.Value.Mean - runnerUp.Value.HalfWidth95;
         string caveat = overlap ? $"; its 95% interval overlaps that of {runnerUp.Name}" : "";
         text.AppendLine(string.Create(inv, $"best: {winner.Name} at {winner.Value.Mean:F4} bits/dim{caveat}"));
+        if (report.ModelMinusWebp is { } paired)
+            text.AppendLine(string.Create(inv,
+                $"paired, image by image: this model minus WebP lossless {paired.Mean:+0.0000;-0.0000} ± {paired.HalfWidth95:F4} bits/dim (95%){(paired.Mean + paired.HalfWidth95 < 0 ? ": the model is better" : paired.Mean - paired.HalfWidth95 > 0 ? ": WebP is better" : ": not told apart")}"));
         return text.ToString();
     }
 }

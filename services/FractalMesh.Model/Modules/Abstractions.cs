@@ -9,13 +9,21 @@ public abstract class NextLevel : nn.Module
 
     /// <summary>Training/evaluation loss (nats per dimension) of normalized images (N,3,s,s) under their conditions.</summary>
     public abstract Tensor Loss(Tensor images, IReadOnlyList<Tensor> conds);
+
+    /// <summary>
+    /// Evaluation only: each image's own loss (N), nats per dimension, computed in the same pass as <see cref="Loss"/> and
+    /// with the same randomness; their mean is <see cref="Loss"/>'s value (every image hands the same number of patches
+    /// down in evaluation). What a per-image confidence interval needs.
+    /// </summary>
+    public abstract Tensor ItemLosses(Tensor images, IReadOnlyList<Tensor> conds);
 }
 
 /// <summary>Inputs of the next level made by one generator in training: only the patches it was asked to predict.</summary>
 /// <param name="Patches">(n,3,p,p) normalized pixels.</param>
 /// <param name="Conds">Conditions for those patches, each (n,C).</param>
 /// <param name="GuidingPixelLoss">The guiding-pixel head's loss, or a zero scalar.</param>
-public sealed record LevelInputs(Tensor Patches, Tensor[] Conds, Tensor GuidingPixelLoss);
+/// <param name="GuidingPixelItemLosses">In evaluation, the guiding-pixel head's loss of each input image (N); otherwise null.</param>
+public sealed record LevelInputs(Tensor Patches, Tensor[] Conds, Tensor GuidingPixelLoss, Tensor? GuidingPixelItemLosses = null);
 
 /// <summary>The transformer of one fractal level (paper §3.2): MAR or AR.</summary>
 public abstract class Generator : nn.Module

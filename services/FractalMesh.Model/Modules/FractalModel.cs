@@ -110,11 +110,27 @@ public sealed class FractalModel : NextLevel
     public Tensor Loss(Tensor images, Tensor labels)
     {
         using var scope = NewDisposeScope();
+        return Loss(images, TopConditions(images, labels)).MoveToOuterDisposeScope();
+    }
+
+    /// <summary>
+    /// Evaluation: each image's loss (B), nats per dimension, unconditional as in <see cref="Loss(Tensor, Tensor)"/>, whose
+    /// value under the same random state is their mean.
+    /// </summary>
+    public Tensor ItemLosses(Tensor images, Tensor labels)
+    {
+        using var scope = NewDisposeScope();
+        return ItemLosses(images, TopConditions(images, labels)).MoveToOuterDisposeScope();
+    }
+
+    /// <summary>Level 0's five conditions: the class embedding, or the null one for dropped labels (training) and always (evaluation).</summary>
+    Tensor[] TopConditions(Tensor images, Tensor labels)
+    {
         var useNull = training
             ? rand(labels.shape[0], device: images.device) < Config.LabelDropProb
             : ones(labels.shape[0], dtype: ScalarType.Bool, device: images.device);
         var cond = ClassConditions(labels, useNull);
-        return Loss(images, Enumerable.Repeat(cond, 5).ToArray()).MoveToOuterDisposeScope();
+        return Enumerable.Repeat(cond, 5).ToArray();
     }
 
     /// <summary>Loss of this level and everything below under the given conditions.</summary>
@@ -124,6 +140,19 @@ public sealed class FractalModel : NextLevel
         var inputs = generator.Forward(images, conds);
         var loss = nextLevel.Loss(inputs.Patches, inputs.Conds);
         return (loss + inputs.GuidingPixelLoss).MoveToOuterDisposeScope();
+    }
+
+    public override Tensor ItemLosses(Tensor images, IReadOnlyList<Tensor> conds)
+    {
+        if (training)
+            throw new InvalidOperationException("per-image losses are an evaluation measure (in training a MAR level masks a different number of patches in each image); call eval() first");
+        using var scope = NewDisposeScope();
+        long n = images.shape[0];
+        var inputs = generator.Forward(images, conds);
+        // The next level's rows come image by image, the same number from each (all patches, or the same k masked ones).
+        var below = nextLevel.ItemLosses(inputs.Patches, inputs.Conds).reshape(n, -1).mean([1L]);
+        var items = inputs.GuidingPixelItemLosses is { } guiding ? below + guiding : below;
+        return items.MoveToOuterDisposeScope();
     }
 
 }

@@ -161,10 +161,19 @@ public sealed class MarGenerator : Generator
 
         var inputs = new List<Tensor>(conds.Take(NumConds));
         Tensor gpLoss;
+        Tensor? gpItems = null;
         if (guidingPixelHead is not null)
         {
             var guiding = images.mean([-1L, -2L]);                                 // (N, 3) mean colour
-            gpLoss = guidingPixelHead.Loss(guiding, conds);
+            if (training)
+            {
+                gpLoss = guidingPixelHead.Loss(guiding, conds);
+            }
+            else
+            {
+                gpItems = guidingPixelHead.ItemLosses(guiding, conds);            // the same rows' losses, kept apart
+                gpLoss = gpItems.mean();
+            }
             inputs.Add(guiding);
         }
         else
@@ -176,7 +185,7 @@ public sealed class MarGenerator : Generator
         var next = Conditions(encoded, keep.cpu().data<long>().ToArray(), OutputConds).Select(t => t.MoveToOuterDisposeScope()).ToArray();
         var nextPatches = patches.reshape(-1, patches.shape[2]).index_select(0, keep)
             .reshape(-1, 3, PatchSize, PatchSize);
-        return new LevelInputs(nextPatches.MoveToOuterDisposeScope(), next, gpLoss.MoveToOuterDisposeScope());
+        return new LevelInputs(nextPatches.MoveToOuterDisposeScope(), next, gpLoss.MoveToOuterDisposeScope(), gpItems?.MoveToOuterDisposeScope());
     }
 
     /// <summary>

@@ -168,6 +168,15 @@ public sealed class PixelHead : NextLevel
         return RowLosses(ids, cond).mean().MoveToOuterDisposeScope();
     }
 
+    /// <summary>Evaluation: each row's loss (M), channels weighted equally; <see cref="Loss"/> is their mean.</summary>
+    public override Tensor ItemLosses(Tensor pixels, IReadOnlyList<Tensor> conds)
+    {
+        if (training) throw new InvalidOperationException("per-row losses are an evaluation measure; call eval() first");
+        using var scope = NewDisposeScope();
+        var ids = Pixels.ToByteIds(pixels.reshape(pixels.shape[0], 3));
+        return RowLosses(ids, conds[0]).MoveToOuterDisposeScope();
+    }
+
     /// <summary>
     /// Rows at a time in training's backward, or 0 for the whole batch at once. When set, <see cref="Loss"/> in training
     /// runs forward and backward through this head in chunks of that many rows as soon as it is called, so each chunk's

@@ -59,6 +59,8 @@ public class TensorLifetimeUnitTests
             {
                 using var loss = model.Loss(images, labels);
                 Assert.True(loss.item<float>() > 0);
+                using var items = model.ItemLosses(images, labels);
+                Assert.Equal([4L], items.shape);
             }
         }
         Assert.Equal(0, DisposeScopeManager.Statistics.ThreadTotalLiveCount);
