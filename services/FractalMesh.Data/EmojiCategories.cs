@@ -4,7 +4,7 @@ namespace FractalMesh.Data;
 /// The nine classes of the emoji dataset and how the source packages' categories map onto them.
 /// </summary>
 /// <remarks>
-/// Both <c>@iconify-json/noto</c> 1.2.9 and <c>@iconify-json/fluent-emoji-flat</c> 1.2.6 group their icons
+/// <c>@iconify-json/noto</c> 1.2.9, <c>@iconify-json/fluent-emoji-flat</c> 1.2.6 and <c>@iconify-json/twemoji</c> 1.2.5 group their icons
 /// in <c>metadata.json</c> under exactly the nine Unicode emoji groups (the groups of Unicode's
 /// <c>emoji-test.txt</c>, less "Component"), so the mapping is by name. Labels follow the Unicode group order.
 /// A package category with any other name maps to nothing: its icons count as uncategorized (dropped from the

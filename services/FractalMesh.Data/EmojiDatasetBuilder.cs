@@ -50,8 +50,8 @@ public sealed record EmojiDatasetResult(
     TimeSpan ReadTime, TimeSpan RenderTime, TimeSpan TotalTime);
 
 /// <summary>
-/// Builds the emoji image dataset: the Fluent Emoji Flat (MIT, Microsoft) and Noto Emoji (Apache-2.0, Google)
-/// icon sets as packaged by Iconify on npm, rendered to small RGB images labelled with one of
+/// Builds the emoji image dataset: the Fluent Emoji Flat (MIT, Microsoft), Noto Emoji (Apache-2.0, Google)
+/// and Twemoji (CC-BY-4.0, Twitter and contributors) icon sets as packaged by Iconify on npm, rendered to small RGB images labelled with one of
 /// <see cref="EmojiCategories.ClassNames"/>.
 /// </summary>
 /// <remarks>

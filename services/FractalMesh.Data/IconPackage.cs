@@ -14,7 +14,11 @@ namespace FractalMesh.Data;
 /// </param>
 public sealed record NpmPackageRef(string Name, string Version, string? ExpectedIntegrity = null)
 {
-    /// <summary>The two emoji icon sets, at the versions the dataset was first built from (current on npm in 2025).</summary>
+    /// <summary>
+    /// The three emoji icon sets: Fluent Emoji Flat and Noto at the versions the dataset was first built from, and
+    /// Twemoji, added because it is the only one of the three with the country flags (Fluent Emoji and Iconify's Noto
+    /// set have a handful of flag emoji, too few for a class).
+    /// </summary>
     /// <remarks>Pinned so that every build reads the same artwork; the integrity strings are npm's, so a damaged cache is caught.</remarks>
     public static IReadOnlyList<NpmPackageRef> EmojiDefaults { get; } =
     [
@@ -22,6 +26,8 @@ public sealed record NpmPackageRef(string Name, string Version, string? Expected
             "sha512-RY47RgPb47fYUiyrA64sIOL0+UU02s29sXpNBbIQRBUlPlfNFTKUmZDERGuxDs/7yNGWqQYvuaSYM1M4fRXlUw=="),
         new("@iconify-json/noto", "1.2.9",
             "sha512-DQiuXENbun41ch+XPSV55H9FaWKpHTyz46YIKtSaKYD4fIDDzL1tR6H4np/T38jfrTAeI3rcKF0mqHYeZVAuaw=="),
+        new("@iconify-json/twemoji", "1.2.5",
+            "sha512-uKpuIEV0v6K5BW3Mjdyl+XKFVAbbcPxAgifKvEMtZoUZB5+YiY5zaMm2uNNCxyXzAWU9yNLlj41WU6/mvgALsw=="),
     ];
 
     /// <summary>The file name <c>npm pack</c> gives the tarball: <c>@scope/name</c> becomes <c>scope-name-VERSION.tgz</c>.</summary>

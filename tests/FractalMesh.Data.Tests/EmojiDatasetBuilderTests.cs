@@ -165,6 +165,35 @@ public class EmojiDatasetBuilderTests
     }
 
     [Fact]
+    public async Task TwemojiFlagsAreLabelledFlagsAndRenderAsTheirFlags()
+    {
+        using var temp = new TempFolder();
+        var result = await Fixtures.BuildAsync(temp.Path, testPerMille: 0, sourceFolder: Path.Combine(Fixtures.Folder, "twemoji-flags"));
+        var twemoji = result.Manifest.Sources.Single();
+        Assert.Equal(("@iconify-json/twemoji", "1.2.5", "CC-BY-4.0", 3), (twemoji.Package, twemoji.Version, twemoji.License, twemoji.Used));
+
+        var train = ImageDataset.Load(result.TrainPath);
+        // flag-france, flag-japan, grinning-face: sorted by name.
+        Assert.Equal([8, 8, 0], train.Labels);
+        const int plane = 32 * 32;
+        (byte R, byte G, byte B) Pixel(int image, int x, int y)
+        {
+            var pixels = train.GetImage(image);
+            return (pixels[y * 32 + x], pixels[plane + y * 32 + x], pixels[2 * plane + y * 32 + x]);
+        }
+        // The tricolour fills the width and 26/36 of the height: blue, white, red from left to right, white above.
+        var (blue, white, red) = (Pixel(0, 4, 16), Pixel(0, 16, 16), Pixel(0, 27, 16));
+        Assert.True(blue.B > 120 && blue.R < 40, $"left band {blue}");
+        Assert.True(white.R > 220 && white.G > 220 && white.B > 220, $"middle band {white}");
+        Assert.True(red.R > 200 && red.G < 80, $"right band {red}");
+        Assert.Equal(((byte)255, (byte)255, (byte)255), Pixel(0, 16, 1));
+        // Japan: a red disc on white.
+        var (disc, field) = (Pixel(1, 16, 16), Pixel(1, 6, 16));
+        Assert.True(disc.R > 200 && disc.G < 60, $"disc {disc}");
+        Assert.True(field.R > 220 && field.G > 220 && field.B > 220, $"field {field}");
+    }
+
+    [Fact]
     public async Task RejectsUnsupportedSizes()
     {
         using var temp = new TempFolder();

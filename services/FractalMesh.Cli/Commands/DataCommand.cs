@@ -4,8 +4,8 @@ using FractalMesh.Data;
 namespace FractalMesh.Cli.Commands;
 
 /// <summary>
-/// <c>fractalmesh data …</c>: builds training datasets. Today one: <c>data emoji</c>, the Fluent Emoji Flat and Noto
-/// Emoji icon sets rendered to small labelled RGB images (see <see cref="EmojiDatasetBuilder"/>).
+/// <c>fractalmesh data …</c>: builds training datasets. Today one: <c>data emoji</c>, the Fluent Emoji Flat, Noto
+/// Emoji and Twemoji icon sets rendered to small labelled RGB images (see <see cref="EmojiDatasetBuilder"/>).
 /// </summary>
 public static class DataCommand
 {
@@ -25,7 +25,7 @@ public static class DataCommand
         var cache = CliOptions.Text("--cache", "DIR", "where npm tarballs are kept (default ~/.cache/fractalmesh/npm)");
         var from = CliOptions.Text("--from-folder", "DIR",
             "read extracted package folders (each with icons.json, metadata.json, package.json) instead of running npm");
-        var emoji = new Command("emoji", "build train.fmds, test.fmds and manifest.json from @iconify-json/fluent-emoji-flat and @iconify-json/noto")
+        var emoji = new Command("emoji", "build train.fmds, test.fmds and manifest.json from @iconify-json/fluent-emoji-flat, @iconify-json/noto and @iconify-json/twemoji")
         {
             output, size, cache, from,
         };
