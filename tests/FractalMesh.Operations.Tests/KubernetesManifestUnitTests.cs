@@ -12,13 +12,15 @@ namespace FractalMesh.Operations.Tests;
 /// pixelhead), each a Deployment with grpc.health.v1 probes on the services the level service registers, a headless
 /// Service, an HPA on the level's queue depth (not CPU) and a PDB; a gateway without weights calling level0; Redis;
 /// configuration keys that exist, ports that match, names that resolve. Rendered by kustomize: the gpu overlay gives every
-/// level pod one GPU and the gateway none; the in256 overlay runs the four levels of a 256×256 preset the same way.
+/// level pod one GPU and the gateway none; the in256 overlay runs the four levels of a 256×256 preset the same way; the tls
+/// overlay puts every level channel and the gateway's ports on TLS with certificates from Secrets.
 /// </summary>
 public sealed class KubernetesManifestUnitTests
 {
     const string Base = "deploy/k8s/base";
     const string Gpu = "deploy/k8s/overlays/gpu";
     const string In256 = "deploy/k8s/overlays/in256";
+    const string Tls = "deploy/k8s/overlays/tls";
 
     /// <summary>The level service's queue-depth gauge as Prometheus names it (LevelServiceTelemetryTests scrapes it from a real process).</summary>
     public const string QueueDepthMetric = "fractalmesh_level_queue_rows";
@@ -462,6 +464,76 @@ public sealed class KubernetesManifestUnitTests
         }
     }
 
+    /// <summary>The Secret volume mounted at the folder that holds <paramref name="path"/>, or null.</summary>
+    static string? SecretHolding(K8sObject deployment, YamlNode container, string path)
+    {
+        var mount = container.Items("volumeMounts").FirstOrDefault(v => path.StartsWith(v.Text("mountPath")!.TrimEnd('/') + "/", StringComparison.Ordinal));
+        if (mount is null || mount.Text("readOnly") != "true") return null;
+        var volume = deployment.Node.Items("spec", "template", "spec", "volumes").SingleOrDefault(v => v.Text("name") == mount.Text("name"));
+        return volume?.Text("secret", "secretName");
+    }
+
+    [Fact]
+    public void TheTlsOverlayPutsEveryLevelChannelAndTheGatewaysPortsOnTlsWithCertificatesFromSecrets()
+    {
+        var tls = Rendered(Tls);
+        Assert.Equal(Names(BaseFiles), Names(tls));
+        AssertNone(ConfigurationProblems(tls));
+        AssertNone(LevelObjectProblems(tls));
+        AssertNone(TopologyProblems(tls, out _));
+        AssertNone(DeviceProblems(tls, gpu: false));
+        var problems = new List<string>();
+
+        foreach (var deployment in tls.LevelDeployments)
+        {
+            var (container, _) = MainContainer(deployment);
+            var env = tls.EffectiveEnvironmentOf(container, ProgramSpec.LevelService);
+            int grpc = tls.GrpcPortOf(deployment);
+            string at = $"{deployment.Name}";
+            if (!env.GetValueOrDefault("ASPNETCORE_URLS", "").StartsWith("https://", StringComparison.Ordinal))
+                problems.Add($"{at}: ASPNETCORE_URLS is {env.GetValueOrDefault("ASPNETCORE_URLS")}, not https");
+            foreach (var key in new[] { "Kestrel__Certificates__Default__Path", "Kestrel__Certificates__Default__KeyPath" })
+                if (!env.TryGetValue(key, out var path) || SecretHolding(deployment, container, path) != "fractalmesh-level-tls")
+                    problems.Add($"{at}: {key} ({env.GetValueOrDefault(key) ?? "unset"}) is not on a read-only mount of the Secret fractalmesh-level-tls");
+            // A level that calls another speaks TLS to it and checks its certificate against the level CA.
+            if (Topology.List(env, "Level__NextAddresses__").Count > 0)
+            {
+                if (env.GetValueOrDefault("Level__NextTls") != "true") problems.Add($"{at}: calls its next level without Level__NextTls=true");
+                if (!env.TryGetValue("Level__NextCaCertificatePath", out var ca) || SecretHolding(deployment, container, ca) != "fractalmesh-level-tls")
+                    problems.Add($"{at}: Level__NextCaCertificatePath is not on a mount of the Secret fractalmesh-level-tls");
+            }
+            // The kubelet's grpc probes speak plaintext: every probe runs the image's health probe against the pod's own https port.
+            foreach (var (probe, service) in new[] { ("livenessProbe", LevelServiceExtensions.LivenessService),
+                         ("readinessProbe", LevelServiceExtensions.ReadinessService), ("startupProbe", LevelServiceExtensions.LivenessService) })
+            {
+                if (container.Get(probe, "grpc") is not null) problems.Add($"{at}: {probe} is still a plaintext grpc probe");
+                var command = container.Items(probe, "exec", "command").Select(c => ((YamlScalarNode)c).Value).ToList();
+                string[] expected = ["dotnet", "/probe/FractalMesh.HealthProbe.dll", "grpc", $"https://127.0.0.1:{grpc}", service, "--insecure"];
+                if (!command.SequenceEqual(expected)) problems.Add($"{at}: {probe} runs [{string.Join(' ', command)}], not [{string.Join(' ', expected)}]");
+            }
+        }
+        Assert.Contains("/probe/", string.Join('\n', ProgramSpec.LevelService.Dockerfile.All("COPY")));
+
+        var gateway = tls.Gateway;
+        var (gatewayContainer, gatewayProgram) = MainContainer(gateway);
+        var gatewayEnv = tls.EffectiveEnvironmentOf(gatewayContainer, gatewayProgram!);
+        foreach (var key in new[] { "Gateway__GrpcUrl", "Gateway__RestUrl" })
+            if (!gatewayEnv.GetValueOrDefault(key, "").StartsWith("https://", StringComparison.Ordinal)) problems.Add($"gateway: {key} is not https");
+        foreach (var key in new[] { "Gateway__CertificatePath", "Gateway__CertificateKeyPath" })
+            if (!gatewayEnv.TryGetValue(key, out var path) || SecretHolding(gateway, gatewayContainer, path) != "fractalmesh-gateway-tls")
+                problems.Add($"gateway: {key} is not on a read-only mount of the Secret fractalmesh-gateway-tls");
+        if (gatewayEnv.GetValueOrDefault("Gateway__LevelTls") != "true") problems.Add("gateway: calls level 0 without Gateway__LevelTls=true");
+        if (!gatewayEnv.TryGetValue("Gateway__LevelCaCertificatePath", out var levelCa) || SecretHolding(gateway, gatewayContainer, levelCa) != "fractalmesh-level-tls")
+            problems.Add("gateway: Gateway__LevelCaCertificatePath is not on a mount of the Secret fractalmesh-level-tls");
+        // The gateway gets the level CA alone, never the level key.
+        var levelSecretVolumes = gateway.Node.Items("spec", "template", "spec", "volumes").Where(v => v.Text("secret", "secretName") == "fractalmesh-level-tls").ToList();
+        if (levelSecretVolumes.Any(v => !v.Items("secret", "items").Select(i => i.Text("key")).SequenceEqual(["ca.crt"])))
+            problems.Add("gateway: mounts more of fractalmesh-level-tls than ca.crt");
+        foreach (var probe in new[] { "startupProbe", "livenessProbe", "readinessProbe" })
+            if (gatewayContainer.Text(probe, "httpGet", "scheme") != "HTTPS") problems.Add($"gateway: {probe} is not an HTTPS probe");
+        AssertNone(problems);
+    }
+
     // Security (deploy/README.md, Security): secrets only in Secrets, authentication on, and who may reach whom.
 
     /// <summary>Keys that hold a secret: API keys, the level call secret, certificate passwords.</summary>
@@ -557,7 +629,7 @@ public sealed class KubernetesManifestUnitTests
     public void NoSecretSitsInAConfigMapAndEveryProgramReadsItsSecretsFromASecretWithAuthenticationOn()
     {
         AssertNone(SecretProblems(BaseFiles));
-        foreach (var folder in new[] { Base, Gpu, In256 }) AssertNone(SecretProblems(Rendered(folder)));
+        foreach (var folder in new[] { Base, Gpu, In256, Tls }) AssertNone(SecretProblems(Rendered(folder)));
         if (!OperatingSystem.IsWindows())
         {
             Assert.Equal(UnixFileMode.UserRead | UnixFileMode.UserWrite, GeneratedSecrets.ModeOf("gateway.env"));
@@ -570,6 +642,6 @@ public sealed class KubernetesManifestUnitTests
     public void OnlyTheGatewayAndLevelsReachTheLevelsAndOnlyTheGatewayReachesRedis()
     {
         AssertNone(NetworkPolicyProblems(BaseFiles));
-        foreach (var folder in new[] { Base, Gpu, In256 }) AssertNone(NetworkPolicyProblems(Rendered(folder)));
+        foreach (var folder in new[] { Base, Gpu, In256, Tls }) AssertNone(NetworkPolicyProblems(Rendered(folder)));
     }
 }

@@ -47,15 +47,24 @@ sealed record ProgramSpec(string Name, string Image, string DockerfilePath, stri
     static Type? ElementType(Type type) =>
         type.IsArray ? type.GetElementType() : type.IsGenericType && type.GetGenericTypeDefinition() == typeof(List<>) ? type.GetGenericArguments()[0] : null;
 
-    /// <summary>ASP.NET Core's and .NET's own settings that a deployment may set as well.</summary>
+    /// <summary>ASP.NET Core's and .NET's own settings that a deployment may set as well (Kestrel's default certificate: the level services' TLS).</summary>
     static bool IsFrameworkKey(string key) =>
         key is "ASPNETCORE_URLS" or "ASPNETCORE_HTTP_PORTS" or "ASPNETCORE_ENVIRONMENT" or "DOTNET_ENVIRONMENT"
-        || key.StartsWith("DOTNET_", StringComparison.Ordinal) || key.StartsWith("Logging__", StringComparison.Ordinal);
+        || key.StartsWith("DOTNET_", StringComparison.Ordinal) || key.StartsWith("Logging__", StringComparison.Ordinal)
+        || key.StartsWith("Kestrel__Certificates__Default__", StringComparison.Ordinal);
+
+    /// <summary>
+    /// Options that name a file inside the container, whose existence this machine cannot check: the model (in the
+    /// image) and certificates (on Secret volumes, which the manifest tests check are mounted where these point).
+    /// </summary>
+    static bool NamesAFileInTheContainer(string member) =>
+        member is "Model" or "ModelPath" || member.EndsWith("CertificatePath", StringComparison.Ordinal)
+        || member.EndsWith("CertificateKeyPath", StringComparison.Ordinal);
 
     /// <summary>
     /// What is wrong with these environment variables for this program: a section it does not bind, a key that is no
     /// settable property of the section's options class, a value that does not bind or fails the class's validation
-    /// (model paths excepted: they name files inside the image). Empty when all is well.
+    /// (paths of files inside the container excepted). Empty when all is well.
     /// </summary>
     public IReadOnlyList<string> ProblemsWith(IReadOnlyDictionary<string, string> environment, string where)
     {
@@ -96,7 +105,7 @@ sealed record ProgramSpec(string Name, string Image, string DockerfilePath, stri
             }
             var results = new List<ValidationResult>();
             Validator.TryValidateObject(options, new ValidationContext(options), results, validateAllProperties: true);
-            problems.AddRange(results.Where(r => !r.MemberNames.Any(m => m is "Model" or "ModelPath"))
+            problems.AddRange(results.Where(r => !r.MemberNames.Any(NamesAFileInTheContainer))
                 .Select(r => $"{where}: section {section}: {r.ErrorMessage}"));
         }
         return problems;
