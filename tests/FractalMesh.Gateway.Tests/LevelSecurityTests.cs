@@ -78,6 +78,33 @@ public sealed class LevelSecurityTests(GatewayProcess embedded, SecuredLevelsFix
         Assert.Equal(StatusCode.Unauthenticated, streamError.StatusCode);
     }
 
+    /// <summary>The health probe as the TLS deployments run it (an exec probe of the pod's own https port), exit code and all.</summary>
+    static async Task<int> RunHealthProbe(params string[] arguments)
+    {
+        var start = new System.Diagnostics.ProcessStartInfo("dotnet") { RedirectStandardOutput = true, RedirectStandardError = true };
+        start.ArgumentList.Add(FractalMesh.Testing.TestPaths.HealthProbeDll);
+        foreach (var argument in arguments) start.ArgumentList.Add(argument);
+        using var process = System.Diagnostics.Process.Start(start)!;
+        var output = process.StandardOutput.ReadToEndAsync();
+        var error = process.StandardError.ReadToEndAsync();
+        using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(60));
+        await process.WaitForExitAsync(timeout.Token);
+        await Task.WhenAll(output, error);
+        return process.ExitCode;
+    }
+
+    [Fact]
+    public async Task TheHealthProbeOfTheImagesSeesATlsLevelReadyOverLoopbackWithInsecureOnly()
+    {
+        var port = new Uri(fixture.Level1.Address).Port;
+        // What deploy/k8s/components/tls runs in every level pod: the certificate names no 127.0.0.1, so --insecure.
+        Assert.Equal(0, await RunHealthProbe("grpc", $"https://127.0.0.1:{port}", "readiness", "--insecure"));
+        Assert.Equal(0, await RunHealthProbe("grpc", $"https://127.0.0.1:{port}", "liveness", "--insecure"));
+        // Without it the self-signed certificate is refused, and plaintext gets no answer from the TLS port.
+        Assert.Equal(1, await RunHealthProbe("grpc", $"https://127.0.0.1:{port}", "readiness"));
+        Assert.Equal(1, await RunHealthProbe("grpc", $"http://127.0.0.1:{port}", "readiness"));
+    }
+
     [Fact]
     public async Task TheSecretPassesAuthenticationHealthIsOpenAndReflectionIsOff()
     {

@@ -16,6 +16,9 @@ public static class TestPaths
     /// <summary>The level service program, built in the same configuration as the tests.</summary>
     public static string LevelServiceDll => Program("services/FractalMesh.LevelService", "FractalMesh.LevelService.dll");
 
+    /// <summary>The health probe the images run (docker HEALTHCHECK, Kubernetes exec probes), built in the same configuration as the tests.</summary>
+    public static string HealthProbeDll => Program("services/FractalMesh.HealthProbe", "FractalMesh.HealthProbe.dll");
+
     /// <summary>The reference case <c>tiny_mar</c>: 16×16, MAR levels 0 and 1 and a pixel head (config.json, checkpoint-last.pth).</summary>
     public static string TinyModelFolder => Path.Combine(RepositoryRoot, "reference", "parity", "tiny_mar");
 
