@@ -88,7 +88,12 @@ public sealed class LevelSecurityTests(GatewayProcess embedded, SecuredLevelsFix
         var output = process.StandardOutput.ReadToEndAsync();
         var error = process.StandardError.ReadToEndAsync();
         using var timeout = new CancellationTokenSource(TimeSpan.FromSeconds(60));
-        await process.WaitForExitAsync(timeout.Token);
+        try { await process.WaitForExitAsync(timeout.Token); }
+        catch (OperationCanceledException)
+        {
+            process.Kill(entireProcessTree: true);
+            throw new TimeoutException($"the health probe {string.Join(' ', arguments)} did not exit within 60 s");
+        }
         await Task.WhenAll(output, error);
         return process.ExitCode;
     }

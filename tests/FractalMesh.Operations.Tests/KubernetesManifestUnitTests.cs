@@ -177,6 +177,14 @@ public sealed class KubernetesManifestUnitTests
         return problems;
     }
 
+    /// <summary>Each probe of a level pod and the grpc.health.v1 service it must ask.</summary>
+    static readonly (string Probe, string Service)[] LevelProbes =
+    [
+        ("livenessProbe", LevelServiceExtensions.LivenessService),
+        ("readinessProbe", LevelServiceExtensions.ReadinessService),
+        ("startupProbe", LevelServiceExtensions.LivenessService),
+    ];
+
     /// <summary>grpc.health.v1 probes on the services the level service registers, on its gRPC port; metrics where Prometheus looks.</summary>
     static void AssertLevelProbesAndMetrics(Manifest m)
     {
@@ -186,8 +194,7 @@ public sealed class KubernetesManifestUnitTests
             var env = m.EnvironmentOf(container);
             int grpc = m.GrpcPortOf(deployment);
             Assert.Equal(grpc, NamedPorts(container)["grpc"]);
-            foreach (var (probe, service) in new[] { ("livenessProbe", LevelServiceExtensions.LivenessService),
-                         ("readinessProbe", LevelServiceExtensions.ReadinessService), ("startupProbe", LevelServiceExtensions.LivenessService) })
+            foreach (var (probe, service) in LevelProbes)
             {
                 Assert.True(container.Get(probe, "grpc") is not null, $"{m.Source}: {deployment.Name}: {probe} is not a grpc probe");
                 Assert.Equal(grpc, Resolve(container, container.Text(probe, "grpc", "port")!));
@@ -489,7 +496,7 @@ public sealed class KubernetesManifestUnitTests
             var (container, _) = MainContainer(deployment);
             var env = tls.EffectiveEnvironmentOf(container, ProgramSpec.LevelService);
             int grpc = tls.GrpcPortOf(deployment);
-            string at = $"{deployment.Name}";
+            string at = deployment.Name;
             if (!env.GetValueOrDefault("ASPNETCORE_URLS", "").StartsWith("https://", StringComparison.Ordinal))
                 problems.Add($"{at}: ASPNETCORE_URLS is {env.GetValueOrDefault("ASPNETCORE_URLS")}, not https");
             foreach (var key in new[] { "Kestrel__Certificates__Default__Path", "Kestrel__Certificates__Default__KeyPath" })
@@ -503,8 +510,7 @@ public sealed class KubernetesManifestUnitTests
                     problems.Add($"{at}: Level__NextCaCertificatePath is not on a mount of the Secret fractalmesh-level-tls");
             }
             // The kubelet's grpc probes speak plaintext: every probe runs the image's health probe against the pod's own https port.
-            foreach (var (probe, service) in new[] { ("livenessProbe", LevelServiceExtensions.LivenessService),
-                         ("readinessProbe", LevelServiceExtensions.ReadinessService), ("startupProbe", LevelServiceExtensions.LivenessService) })
+            foreach (var (probe, service) in LevelProbes)
             {
                 if (container.Get(probe, "grpc") is not null) problems.Add($"{at}: {probe} is still a plaintext grpc probe");
                 var command = container.Items(probe, "exec", "command").Select(c => ((YamlScalarNode)c).Value).ToList();
