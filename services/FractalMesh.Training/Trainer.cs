@@ -157,8 +157,8 @@ public sealed class Trainer : IDisposable
     }
 
     /// <summary>
-    /// The batch of <paramref name="step"/>: a permutation of the training set per epoch and (with flips on) a flip per image, both derived
-    /// from (seed, step) alone, so a resumed run sees exactly the images an uninterrupted one would.
+    /// The batch of <paramref name="step"/>: an order of the training set per epoch (<see cref="EpochOrder"/>) and (with flips on) a
+    /// flip per image, both derived from (seed, step) alone, so a resumed run sees exactly the images an uninterrupted one would.
     /// </summary>
     internal (Tensor Images, Tensor Labels) Batch(int step)
     {
@@ -175,8 +175,7 @@ public sealed class Trainer : IDisposable
             int epoch = (int)(k / n);
             if (epoch != epochCached)
             {
-                order = Enumerable.Range(0, n).ToArray();
-                new Random(StableSeed(options.Seed, epoch, 0x5eed)).Shuffle(order);
+                order = EpochOrder(epoch);
                 epochCached = epoch;
             }
             int index = order[(int)(k % n)];
@@ -194,6 +193,55 @@ public sealed class Trainer : IDisposable
         }
         var u8 = tensor(bytes, dtype: ScalarType.Byte, device: device).reshape(b, 3, data.Height, data.Width);
         return (Pixels.Normalize(u8), tensor(labels, device: device));
+    }
+
+    /// <summary>
+    /// The images of <paramref name="epoch"/> in the order they are trained on: a shuffle of the training set, or with
+    /// <see cref="TrainerOptions.ClassBalance"/> above 0, a shuffle of <see cref="BalancedDraw"/>'s as many draws.
+    /// </summary>
+    int[] EpochOrder(int epoch)
+    {
+        var rng = new Random(StableSeed(options.Seed, epoch, 0x5eed));
+        int[] order = options.ClassBalance > 0
+            ? BalancedDraw(data.Labels, options.ClassBalance, rng)
+            : Enumerable.Range(0, data.Count).ToArray();
+        rng.Shuffle(order);
+        return order;
+    }
+
+    /// <summary>
+    /// As many image indices as <paramref name="labels"/> has, with every class's share of them proportional to
+    /// count^(1 − <paramref name="balance"/>): 0 keeps the data's shares, 1 gives every class the same, 0.5 their square
+    /// roots. A class's quota is filled by passes over a shuffle of its images, so within a class every image is drawn
+    /// the same number of times, give or take one. Quotas are rounded by largest remainder, so they add up exactly.
+    /// </summary>
+    internal static int[] BalancedDraw(IReadOnlyList<int> labels, double balance, Random rng)
+    {
+        if (balance is < 0 or > 1 || double.IsNaN(balance)) throw new ArgumentOutOfRangeException(nameof(balance), balance, "the class balance lies in [0, 1]");
+        var byClass = new SortedDictionary<int, List<int>>();
+        for (int i = 0; i < labels.Count; i++)
+        {
+            if (!byClass.TryGetValue(labels[i], out var members)) byClass[labels[i]] = members = [];
+            members.Add(i);
+        }
+        var classes = byClass.Values.ToArray();
+        double[] weights = classes.Select(c => Math.Pow(c.Count, 1 - balance)).ToArray();
+        double total = weights.Sum();
+        double[] exact = weights.Select(w => labels.Count * w / total).ToArray();
+        int[] quotas = exact.Select(q => (int)Math.Floor(q)).ToArray();
+        int missing = labels.Count - quotas.Sum();
+        foreach (int c in Enumerable.Range(0, classes.Length).OrderByDescending(c => exact[c] - quotas[c]).ThenBy(c => c).Take(missing)) quotas[c]++;
+        var draws = new List<int>(labels.Count);
+        for (int c = 0; c < classes.Length; c++)
+        {
+            for (int left = quotas[c]; left > 0; left -= classes[c].Count)
+            {
+                int[] pass = classes[c].ToArray();
+                rng.Shuffle(pass);
+                draws.AddRange(pass.Take(left));
+            }
+        }
+        return draws.ToArray();
     }
 
     /// <summary>SplitMix64 of the inputs: unlike HashCode.Combine, the same in every process.</summary>

@@ -43,6 +43,12 @@ public sealed record TrainerOptions
     public double? RedWeight { get; init; }
     /// <summary>Random horizontal flips of the training images (official: on). Give every resume of a run the same value.</summary>
     public bool Flips { get; init; } = true;
+    /// <summary>
+    /// How far each epoch evens out the classes (0 to 1): a class's share of the draws is proportional to its image count to
+    /// the power 1 − ClassBalance (0: the data as it is, the official recipe; 1: every class alike). Give every resume of a
+    /// run the same value.
+    /// </summary>
+    public double ClassBalance { get; init; }
     /// <summary>Where the model trains (cpu, cuda, cuda:N).</summary>
     public string Device { get; init; } = "cpu";
     /// <summary>

@@ -90,6 +90,58 @@ public class TrainerTests
         }
     }
 
+    [Theory]
+    [InlineData(0.0, 90, 10)]
+    [InlineData(0.5, 75, 25)]
+    [InlineData(1.0, 50, 50)]
+    public void ClassBalanceDrawsEachClassInProportionToItsCountToThePowerOneMinusTheBalance(double balance, int majority, int minority)
+    {
+        // 90 images of class 3, 10 of class 7: shares 90:10 as they are, 3:1 (√90 : √10) at 0.5, 1:1 at 1.
+        int[] labels = Enumerable.Range(0, 100).Select(i => i % 10 == 0 ? 7 : 3).ToArray();
+        var draws = Trainer.BalancedDraw(labels, balance, new Random(1));
+        Assert.Equal(labels.Length, draws.Length);
+        Assert.Equal(majority, draws.Count(i => labels[i] == 3));
+        Assert.Equal(minority, draws.Count(i => labels[i] == 7));
+        // Within a class every image is drawn equally often, give or take one.
+        foreach (int label in new[] { 3, 7 })
+        {
+            var perImage = Enumerable.Range(0, labels.Length).Where(i => labels[i] == label).Select(i => draws.Count(d => d == i)).ToArray();
+            Assert.True(perImage.Max() - perImage.Min() <= 1, $"class {label}: drawn {perImage.Min()} to {perImage.Max()} times");
+        }
+        Assert.Throws<ArgumentOutOfRangeException>(() => Trainer.BalancedDraw(labels, 1.5, new Random(1)));
+    }
+
+    [Fact]
+    public void ABalancedRunTrainsOnTheBalancedDrawsAndTheSameStepAlwaysGetsTheSameBatch()
+    {
+        using var f = new TrainingFixture();
+        // 12 images, 10 of class 0 and 2 of class 1, each with its own grey level, so a batch's pixels name its images.
+        var pixels = new byte[12 * 3 * 64];
+        for (int i = 0; i < pixels.Length; i++) pixels[i] = (byte)(i / 192 * 20);
+        FmdsFile.Write(f.TrainSplit, 8, 8, [0, 0, 0, 0, 1, 0, 0, 0, 0, 0, 1, 0], pixels);
+        // A batch of 12 is one epoch: balanced, 6 draws of each class; as the data is, 2 of class 1.
+        var options = Options(f, "balanced", 6) with { ClassBalance = 1, Flips = false, BatchSize = 12 };
+        using (var balanced = new Trainer(options))
+        using (var again = new Trainer(options))
+        {
+            for (int step = 0; step < 3; step++)
+            {
+                var (images, labels) = balanced.Batch(step);
+                var (imagesAgain, labelsAgain) = again.Batch(step);
+                using (images) using (labels) using (imagesAgain) using (labelsAgain)
+                {
+                    Assert.Equal(6, labels.data<long>().Count(l => l == 1));
+                    using var same = images.eq(imagesAgain);
+                    using var all = same.all();
+                    Assert.True(all.item<bool>(), $"step {step} drew another batch the second time");
+                }
+            }
+        }
+        using var natural = new Trainer(options with { ClassBalance = 0, OutputDir = Path.Combine(f.Folder, "natural") });
+        var (naturalImages, naturalLabels) = natural.Batch(0);
+        using (naturalImages) using (naturalLabels) Assert.Equal(2, naturalLabels.data<long>().Count(l => l == 1));
+    }
+
     [Fact]
     public void MissingDatasetGetsAClearError()
     {

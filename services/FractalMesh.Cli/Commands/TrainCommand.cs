@@ -26,13 +26,14 @@ public static class TrainCommand
         var dropout = CliOptions.OptionalNumber("--dropout", "dropout in [0, 1] (default the preset's)", 0, 1);
         var redWeight = CliOptions.OptionalNumber("--red-weight", "the red channel's weight in the training loss (default the model's, officially 5; 1 trains on what eval-nll measures)", 0, 1000);
         var noFlips = CliOptions.Flag("--no-flips", "train on the images as they are, without random horizontal flips (give every resume the same)");
+        var classBalance = CliOptions.Number("--class-balance", "0 to 1: draw each class in proportion to its image count to the power 1 − this (0: the data as it is; 1: every class alike; give every resume the same)", 0, 0, 1);
         var threads = CliOptions.Int("--threads", "libtorch threads (0: libtorch's choice)", 0, 0, 256);
         var headChunk = CliOptions.OptionalInt("--head-chunk", "rows per chunk of the pixel heads' eager backward (0: off; default 4096 on a CPU, off on a GPU)", 0);
         var device = ModelCommands.DeviceOption();
         var noSamples = CliOptions.Flag("--no-samples", "write no sample sheet at checkpoints");
         var command = new Command("train", "train with the official recipe (AdamW 0.9/0.95, wd 0.05, warm-up + cosine, clip 3.0, label drop 0.1, flips, red weight 5); resumes; Ctrl-C saves")
         {
-            data, output, preset, init, config, batch, steps, warmup, lr, seed, checkpointMinutes, maxSteps, dropout, redWeight, noFlips, threads, headChunk, device, noSamples,
+            data, output, preset, init, config, batch, steps, warmup, lr, seed, checkpointMinutes, maxSteps, dropout, redWeight, noFlips, classBalance, threads, headChunk, device, noSamples,
         };
         command.SetAction(r => Run(new TrainerOptions
         {
@@ -50,6 +51,7 @@ public static class TrainCommand
             Dropout = r.GetValue(dropout),
             RedWeight = r.GetValue(redWeight),
             Flips = !r.GetValue(noFlips),
+            ClassBalance = r.GetValue(classBalance),
             Threads = r.GetValue(threads),
             HeadChunkRows = r.GetValue(headChunk),
             Device = ModelCommands.ParseDevice(r.GetValue(device)!).ToString(),
@@ -76,7 +78,7 @@ public static class TrainCommand
         try
         {
             using var trainer = new Trainer(options);
-            Console.WriteLine($"training {options.Preset} on {options.TrainSplit} into {options.OutputDir}, from step {trainer.Step} (native allocator: {TcmallocRelaunch.ActiveAllocator()})");
+            Console.WriteLine($"training {options.Preset} on {options.TrainSplit} into {options.OutputDir}, from step {trainer.Step}{(options.ClassBalance > 0 ? $", class balance {options.ClassBalance.ToString(CultureInfo.InvariantCulture)}" : "")} (native allocator: {TcmallocRelaunch.ActiveAllocator()})");
             double smoothed = double.NaN;
             trainer.Run(cts.Token,
                 report =>
