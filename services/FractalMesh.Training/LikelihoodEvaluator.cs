@@ -15,8 +15,12 @@ public readonly record struct BitsPerDim(double Mean, double HalfWidth95, int Sa
 /// <param name="Images">How many test images were measured.</param>
 /// <param name="Passes">Forward passes per batch for the model; 0 when only the codecs were measured.</param>
 /// <param name="ModelMinusWebp">The model's bits/dim minus WebP's, image by image (a paired interval); null without a model.</param>
+/// <param name="PerClass">The same measures over each label's images alone, in label order (empty when not measured).</param>
 public sealed record LikelihoodReport(BitsPerDim? Model, BitsPerDim Png, BitsPerDim WebpLossless, int Images, int Passes,
-    BitsPerDim? ModelMinusWebp = null);
+    BitsPerDim? ModelMinusWebp = null, IReadOnlyList<ClassLikelihood>? PerClass = null);
+
+/// <summary>One label's images: the model's bits/dim (null when only the codecs were measured), WebP's, and the paired difference.</summary>
+public sealed record ClassLikelihood(int Label, BitsPerDim? Model, BitsPerDim WebpLossless, BitsPerDim? ModelMinusWebp);
 
 /// <summary>
 /// The official likelihood protocol (engine_fractalgen.compute_nll): evaluation mode, unconditional (null embedding),
@@ -63,7 +67,8 @@ public static class LikelihoodEvaluator
             progress?.Invoke(start + b, n);
         }
         var (png, webp) = Codecs(data, n);
-        return new LikelihoodReport(Summary(bits), Summary(png), Summary(webp), n, passes, Summary(bits.Zip(webp, (m, w) => m - w).ToArray()));
+        return new LikelihoodReport(Summary(bits), Summary(png), Summary(webp), n, passes, Summary(bits.Zip(webp, (m, w) => m - w).ToArray()),
+            PerClass(data, n, bits, webp));
     }
 
     /// <summary>The codec baselines alone (no model): bits/dim of each image encoded by itself, first <paramref name="limit"/> images.</summary>
@@ -71,8 +76,19 @@ public static class LikelihoodEvaluator
     {
         int n = Math.Min(data.Count, limit ?? data.Count);
         var (png, webp) = Codecs(data, n, progress);
-        return new LikelihoodReport(null, Summary(png), Summary(webp), n, 0);
+        return new LikelihoodReport(null, Summary(png), Summary(webp), n, 0, PerClass: PerClass(data, n, null, webp));
     }
+
+    /// <summary>Every label among the first <paramref name="n"/> images, with its images' model and WebP summaries.</summary>
+    static IReadOnlyList<ClassLikelihood> PerClass(ImageDataset data, int n, double[]? bits, double[] webp) =>
+        Enumerable.Range(0, n).GroupBy(i => data.Labels[i]).OrderBy(g => g.Key).Select(g =>
+        {
+            int[] images = g.ToArray();
+            return new ClassLikelihood(g.Key,
+                bits is null ? null : Summary(images.Select(i => bits[i]).ToArray()),
+                Summary(images.Select(i => webp[i]).ToArray()),
+                bits is null ? null : Summary(images.Select(i => bits[i] - webp[i]).ToArray()));
+        }).ToArray();
 
     /// <summary>Bits/dim of each of the first <paramref name="n"/> images encoded alone: PNG, then WebP lossless.</summary>
     static (double[] Png, double[] Webp) Codecs(ImageDataset data, int n, Action<int, int>? progress = null)

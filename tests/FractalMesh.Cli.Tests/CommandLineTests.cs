@@ -155,6 +155,27 @@ public sealed class CommandLineTests : IDisposable
         Assert.Matches(@"PNG \(zlib 9, best of 60 trials\)\s+\d\.\d{4}\s+\d\.\d{4}", output);
         Assert.Single(output.Split('\n'), line => line.EndsWith("← best"));
         Assert.Contains("best: ", output);
+        // The split names no classes, so the per-class rows go by label: two images each, WebP alone.
+        var perClass = output.Split('\n').SkipWhile(l => !l.StartsWith("per class")).ToArray();
+        Assert.Matches(@"^per class\s+images\s+WebP lossless$", perClass[0].TrimEnd());
+        Assert.Matches(@"^0\s+2\s+\d\.\d{3} ± \d\.\d{3}$", perClass[1].TrimEnd());
+        Assert.Matches(@"^1\s+2\s+\d\.\d{3} ± \d\.\d{3}$", perClass[2].TrimEnd());
+    }
+
+    [Fact]
+    public void EvalNllClassTableNamesEachLabelAndGivesTheModelWebpAndTheirDifference()
+    {
+        var classes = new FractalMesh.Training.ClassLikelihood[]
+        {
+            new(0, new(1.5, 0.1, 48), new(1.9, 0.1, 48), new(-0.4, 0.05, 48)),
+            new(8, new(2.25, double.NaN, 1), new(2.0, double.NaN, 1), new(0.25, double.NaN, 1)),
+        };
+        var lines = EvalNllCommand.ClassTable(classes, ["Smileys & Emotion", "People & Body"]).Split('\n', StringSplitOptions.RemoveEmptyEntries);
+        Assert.Equal(3, lines.Length);
+        Assert.Matches(@"^per class\s+images\s+model\s+WebP lossless\s+model − WebP$", lines[0]);
+        Assert.Matches(@"^0 Smileys & Emotion\s+48\s+1\.500 ± 0\.100\s+1\.900 ± 0\.100\s+-0\.400 ± 0\.050$", lines[1]);
+        // Label 8 has no name in the list, and one image has no interval.
+        Assert.Matches(@"^8\s+1\s+2\.250\s+2\.000\s+\+0\.250$", lines[2]);
     }
 
     [Fact]

@@ -177,6 +177,13 @@ public class TrainerTests
         Assert.Equal(8, report.Model.Value.Samples);   // the interval is over images, not batches
         Assert.True(report.Png.Mean > 0 && report.WebpLossless.Mean > 0);
         Assert.Equal(report.Model.Value.Mean - report.WebpLossless.Mean, report.ModelMinusWebp!.Value.Mean, 9);
+        // Per class: the fixture's labels alternate, so each class has 4 images and the two means average to the whole's.
+        Assert.Equal([0, 1], report.PerClass!.Select(c => c.Label));
+        Assert.All(report.PerClass!, c => Assert.Equal(4, c.Model!.Value.Samples));
+        Assert.Equal(report.Model.Value.Mean, report.PerClass!.Average(c => c.Model!.Value.Mean), 9);
+        Assert.Equal(report.WebpLossless.Mean, report.PerClass!.Average(c => c.WebpLossless.Mean), 9);
+        Assert.All(report.PerClass!, c => Assert.Equal(c.Model!.Value.Mean - c.WebpLossless.Mean, c.ModelMinusWebp!.Value.Mean, 9));
+        Assert.NotEqual(report.PerClass![0].Model!.Value.Mean, report.PerClass[1].Model!.Value.Mean);
     }
 }
 

@@ -56,7 +56,33 @@ public static class EvalNllCommand
             ? $"{report.Images} test images of {data.Width}×{data.Height}, codecs only, each image encoded alone"
             : $"{report.Images} test images of {data.Width}×{data.Height}, {report.Passes} passes per batch of {batch}; codecs encode each image alone; intervals over images");
         Console.Write(Table(report));
+        if (report.PerClass is { Count: > 1 } classes) Console.Write(ClassTable(classes, data.ClassNames));
         return 0;
+    }
+
+    /// <summary>
+    /// One row per label: its images, the model's bits/dim (when measured), WebP lossless's, and the paired difference,
+    /// each ± its 95% half-width over that label's images; names from the split's manifest where it has them.
+    /// </summary>
+    public static string ClassTable(IReadOnlyList<ClassLikelihood> classes, IReadOnlyList<string> names)
+    {
+        var inv = CultureInfo.InvariantCulture;
+        bool model = classes.Any(c => c.Model is not null);
+        // A label with one image has a mean but no interval.
+        static string Cell(BitsPerDim? v, string format) => v is not { } x ? ""
+            : x.Mean.ToString(format, CultureInfo.InvariantCulture) + (double.IsNaN(x.HalfWidth95) ? "" : " ± " + x.HalfWidth95.ToString("F3", CultureInfo.InvariantCulture));
+        var text = new System.Text.StringBuilder();
+        text.AppendLine(model
+            ? string.Create(inv, $"{"per class",-28}{"images",7}{"model",16}{"WebP lossless",16}{"model − WebP",17}")
+            : string.Create(inv, $"{"per class",-28}{"images",7}{"WebP lossless",16}"));
+        foreach (var c in classes)
+        {
+            string name = c.Label >= 0 && c.Label < names.Count ? $"{c.Label} {names[c.Label]}" : $"{c.Label}";
+            text.AppendLine(model
+                ? string.Create(inv, $"{name,-28}{c.WebpLossless.Samples,7}{Cell(c.Model, "F3"),16}{Cell(c.WebpLossless, "F3"),16}{Cell(c.ModelMinusWebp, "+0.000;-0.000"),17}")
+                : string.Create(inv, $"{name,-28}{c.WebpLossless.Samples,7}{Cell(c.WebpLossless, "F3"),16}"));
+        }
+        return text.ToString();
     }
 
     /// <summary>The rows: the model (when measured), WebP lossless and PNG, each bits/dim ± 95% half-width, the lowest mean marked best.</summary>
