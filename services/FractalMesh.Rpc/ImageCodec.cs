@@ -23,6 +23,7 @@ public static class ImageCodec
             Temperature = options.Temperature,
             FilterThreshold = options.FilterThreshold,
             LinearCfg = options.LinearCfg,
+            LinearTemperature = options.LinearTemperature,
             StartStep = startStep,
             StreamSteps = streamSteps,
         };
@@ -94,6 +95,7 @@ public static class ImageCodec
             Temperature = message.Temperature,
             FilterThreshold = message.FilterThreshold,
             LinearCfg = message.LinearCfg,
+            LinearTemperature = message.LinearTemperature,
             NumIter = message.NumIter.ToArray(),
         };
         return (images, options);

@@ -38,6 +38,7 @@ public static class PatchRowCodec
             CondWidth = condWidth,
             Guided = request.Guided,
             LinearCfg = request.LinearCfg,
+            LinearTemperature = request.LinearTemperature,
             StartStep = request.StartStep,
         };
         message.NumIter.AddRange(request.NumIter);
@@ -102,6 +103,7 @@ public static class PatchRowCodec
             CondWidth = message.CondWidth,
             Guided = message.Guided,
             LinearCfg = message.LinearCfg,
+            LinearTemperature = message.LinearTemperature,
             StartStep = message.StartStep,
         };
         header.NumIter.AddRange(message.NumIter);
@@ -226,6 +228,7 @@ public static class PatchRowCodec
             NumIter = header.NumIter.ToArray(),
             Streams = rows.Select(r => new RowStream(r.Stream)).ToArray(),
             LinearCfg = header.LinearCfg,
+            LinearTemperature = header.LinearTemperature,
             StartStep = header.StartStep,
             OriginalKnownMask = original,
         };

@@ -206,7 +206,7 @@ public sealed class CommandLineTests : IDisposable
         var (code, output, error) = Run("generate", "--help");
         Assert.Equal(0, code);
         Assert.Equal("", error);
-        foreach (var option in new[] { "--model", "--class", "--count", "--seed", "--cfg", "--schedule", "--temperature", "--filter", "--iters",
+        foreach (var option in new[] { "--model", "--class", "--count", "--seed", "--cfg", "--schedule", "--temperature", "--temperature-schedule", "--filter", "--iters",
                      "--out", "--device", "--endpoint", "--rest", "--api-key" })
             Assert.Contains(option, output);
     }

@@ -60,7 +60,7 @@ public sealed class ImageGenerationTests(GatewayProcess gateway)
             ClassLabels = { -1, 7 },
             Count = 2,
             Seed = 1234,
-            Params = new SamplingParams { Cfg = 2.5f, CfgSchedule = "constant", Temperature = 0.8f, FilterThreshold = 1e-3f, NumIter = { 4, 2 } },
+            Params = new SamplingParams { Cfg = 2.5f, CfgSchedule = "constant", Temperature = 0.8f, TemperatureSchedule = "linear", FilterThreshold = 1e-3f, NumIter = { 4, 2 } },
         };
         var overGrpc = await gateway.CallGrpcAsync(request);
         var overRest = await gateway.CallRestAsync(request);
@@ -69,7 +69,7 @@ public sealed class ImageGenerationTests(GatewayProcess gateway)
 
         using var model = ModelCheckpoint.Open(GatewayProcess.ModelFolder);
         var images = new[] { -1, -1, 7, 7 }.Select((label, i) => new ImageRequest(label, 1234 + i)).ToArray();
-        var options = new SamplingOptions { Cfg = 2.5f, LinearCfg = false, Temperature = 0.8f, FilterThreshold = 1e-3f, NumIter = [4, 2] };
+        var options = new SamplingOptions { Cfg = 2.5f, LinearCfg = false, Temperature = 0.8f, LinearTemperature = true, FilterThreshold = 1e-3f, NumIter = [4, 2] };
         var bytes = new FractalSampler(model).Generate(images, options);
         var served = Pixels(overGrpc);
         for (int i = 0; i < 4; i++)

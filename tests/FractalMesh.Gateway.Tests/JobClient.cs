@@ -88,6 +88,7 @@ public static class JobClient
             Temperature = p.Temperature == 0 ? 1 : p.Temperature,
             FilterThreshold = p.FilterThreshold == 0 ? 1e-4f : p.FilterThreshold,
             LinearCfg = p.CfgSchedule != "constant",
+            LinearTemperature = p.TemperatureSchedule == "linear",
             NumIter = p.NumIter.ToArray(),
         };
         var bytes = new FractalSampler(model).Generate(images, options);

@@ -60,6 +60,7 @@ public sealed class RequestValidationTests(GatewayProcess gateway)
         ["filter threshold above 1"] = (Generate(r => r.Params.FilterThreshold = 1.5f), "params.filter_threshold"),
         ["negative filter threshold"] = (Generate(r => r.Params.FilterThreshold = -0.1f), "params.filter_threshold"),
         ["unknown cfg schedule"] = (Generate(r => r.Params.CfgSchedule = "cosine"), "params.cfg_schedule"),
+        ["unknown temperature schedule"] = (Generate(r => r.Params.TemperatureSchedule = "Linear"), "params.temperature_schedule"),
         ["num_iter of the wrong length"] = (Generate(r => r.Params.NumIter.Add(1)), "params.num_iter"),
         ["num_iter of 0"] = (Generate(r => r.Params.NumIter[0] = 0), "params.num_iter[0]"),
         ["num_iter above the patches"] = (Generate(r => r.Params.NumIter[1] = 17), "params.num_iter[1]"),

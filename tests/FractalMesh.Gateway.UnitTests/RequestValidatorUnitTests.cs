@@ -33,6 +33,7 @@ public sealed class RequestValidatorUnitTests
         Assert.Equal(1f, job.Options.Temperature);
         Assert.Equal(RequestValidator.DefaultFilterThreshold, job.Options.FilterThreshold);
         Assert.True(job.Options.LinearCfg);
+        Assert.False(job.Options.LinearTemperature);
         Assert.Equal([16, 16], job.Options.NumIter);
     }
 
@@ -42,9 +43,9 @@ public sealed class RequestValidatorUnitTests
         var fields = Fields(() => validator.Generate(new GenerateRequest
         {
             ClassLabels = { 10 }, Count = 9, Seed = -1,
-            Params = new SamplingParams { Cfg = 51, Temperature = -1, FilterThreshold = 2, CfgSchedule = "cubic", NumIter = { 1, 17 } },
+            Params = new SamplingParams { Cfg = 51, Temperature = -1, FilterThreshold = 2, CfgSchedule = "cubic", TemperatureSchedule = "cosine", NumIter = { 1, 17 } },
         }));
-        Assert.Equal(["class_labels[0]", "count", "params.cfg", "params.temperature", "params.filter_threshold", "params.cfg_schedule", "params.num_iter[1]", "seed"], fields);
+        Assert.Equal(["class_labels[0]", "count", "params.cfg", "params.temperature", "params.filter_threshold", "params.cfg_schedule", "params.temperature_schedule", "params.num_iter[1]", "seed"], fields);
     }
 
     [Fact]

@@ -86,6 +86,7 @@ public class LevelChainTests(LevelChain chain) : IClassFixture<LevelChain>
             NumIter = fresh.NumIter,
             Streams = fresh.Streams,
             LinearCfg = fresh.LinearCfg,
+            LinearTemperature = fresh.LinearTemperature,
             StartStep = 2,
             OriginalKnownMask = fresh.KnownMask,
         };

@@ -44,6 +44,7 @@ public class PatchRowCodecUnitTests
             NumIter = [4, 2],
             Streams = Enumerable.Range(0, Rows).Select(i => RowStream.ForImage(1000 + i)).ToArray(),
             LinearCfg = guided,
+            LinearTemperature = !guided,
         };
     }
 
@@ -82,6 +83,7 @@ public class PatchRowCodecUnitTests
         Assert.Equal(request.NumIter, back.NumIter);
         Assert.Equal(request.Streams, back.Streams);
         Assert.Equal(request.LinearCfg, back.LinearCfg);
+        Assert.Equal(request.LinearTemperature, back.LinearTemperature);
     }
 
     [Fact]

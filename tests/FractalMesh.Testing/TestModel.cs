@@ -52,6 +52,7 @@ public static class TestModel
             NumIter = options.NumIter,
             Streams = images.Select(i => RowStream.ForImage(i.Seed)).ToArray(),
             LinearCfg = options.LinearCfg,
+            LinearTemperature = options.LinearTemperature,
         };
         return request;
     }

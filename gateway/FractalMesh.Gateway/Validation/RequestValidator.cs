@@ -183,6 +183,8 @@ public sealed class RequestValidator(IImageGenerator generator, IOptions<Gateway
         if (!float.IsFinite(filter) || filter < 0 || filter > 1) violations.Add("params.filter_threshold", $"{Format(p.FilterThreshold)} is outside [0, 1]");
         if (p.CfgSchedule is not ("" or "linear" or "constant"))
             violations.Add("params.cfg_schedule", $"'{Truncate(p.CfgSchedule)}' is not linear or constant");
+        if (p.TemperatureSchedule is not ("" or "linear" or "constant"))
+            violations.Add("params.temperature_schedule", $"'{Truncate(p.TemperatureSchedule)}' is not constant or linear");
         int[] numIter = Model.DefaultNumIter;
         if (p.NumIter.Count > 0)
         {
@@ -200,6 +202,7 @@ public sealed class RequestValidator(IImageGenerator generator, IOptions<Gateway
             Temperature = temperature,
             FilterThreshold = filter,
             LinearCfg = p.CfgSchedule != "constant",
+            LinearTemperature = p.TemperatureSchedule == "linear",
             NumIter = numIter,
         };
     }

@@ -13,7 +13,7 @@ const $ = (id) => document.getElementById(id);
 
 const ui = {
   modelInfo: $('model-info'), cls: $('class'), seed: $('seed'), randomSeed: $('random-seed'), cfg: $('cfg'),
-  cfgSchedule: $('cfg-schedule'), temperature: $('temperature'), iterations: $('iterations'),
+  cfgSchedule: $('cfg-schedule'), temperature: $('temperature'), temperatureSchedule: $('temperature-schedule'), iterations: $('iterations'),
   generate: $('generate'), cancel: $('cancel'), download: $('download'),
   brush: $('brush'), brushSize: $('brush-size'), clearMask: $('clear-mask'), invertMask: $('invert-mask'), maskInfo: $('mask-info'),
   upload: $('upload'), inpaint: $('inpaint'), shiftX: $('shift-x'), shiftY: $('shift-y'), outpaint: $('outpaint'),
@@ -59,7 +59,7 @@ function fieldLabel(path) {
   if (/^class_labels(\[\d+\])?$/.test(field) || field === 'class_label') return 'Class';
   return {
     'seed': 'Seed', 'count': 'Number of images', 'params.cfg': 'Guidance', 'params.cfg_schedule': 'Guidance schedule',
-    'params.temperature': 'Temperature', 'params.filter_threshold': 'Filter threshold', 'params.num_iter': 'Iterations',
+    'params.temperature': 'Temperature', 'params.temperature_schedule': 'Temperature schedule', 'params.filter_threshold': 'Filter threshold', 'params.num_iter': 'Iterations',
     'image_png': 'Image', 'mask_png': 'Mask', 'x': 'Outpaint position (across)', 'y': 'Outpaint position (down)',
     'idempotency_key': 'Request key', 'spec': 'Request', 'id': 'Job id', 'after_event_id': 'Event position',
   }[field] ?? field;
@@ -74,6 +74,7 @@ function fieldInputs(path) {
   if (/^class_labels(\[\d+\])?$/.test(field) || field === 'class_label') return [ui.cls];
   return [{
     'seed': ui.seed, 'params.cfg': ui.cfg, 'params.cfg_schedule': ui.cfgSchedule, 'params.temperature': ui.temperature,
+    'params.temperature_schedule': ui.temperatureSchedule,
     'image_png': ui.upload, 'mask_png': ui.mask, 'x': ui.shiftX, 'y': ui.shiftY, 'api_key': ui.apiKey,
   }[field]];
 }
@@ -218,7 +219,7 @@ function readSettings() {
   return {
     classLabel: Number(ui.cls.value),
     seed,
-    params: { cfg, cfgSchedule: ui.cfgSchedule.value, temperature, numIter },
+    params: { cfg, cfgSchedule: ui.cfgSchedule.value, temperature, temperatureSchedule: ui.temperatureSchedule.value, numIter },
   };
 }
 

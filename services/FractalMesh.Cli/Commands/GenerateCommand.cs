@@ -13,7 +13,7 @@ public enum GenerateMode { Generate, Inpaint, Outpaint, Uncrop }
 /// <summary>What a sampling command was asked for, parsed and typed; local-only and remote-only values are null when not given.</summary>
 public sealed record GenerateSettings(
     GenerateMode Mode, string? Model, string? Preset, string? Device, string Classes, int Count, long Seed,
-    double Cfg, string Schedule, double Temperature, double Filter, int[]? Iters, string Out,
+    double Cfg, string Schedule, double Temperature, string TemperatureSchedule, double Filter, int[]? Iters, string Out,
     string? Image, string? Mask, string? At, string? Keep, Uri? Endpoint, bool Rest, string? ApiKey)
 {
     /// <summary>The command's name, and the prefix of every file it writes.</summary>
@@ -50,6 +50,7 @@ public static class GenerateCommand
         var cfg = CliOptions.Number("--cfg", "classifier-free guidance scale, 1 (none) to 50", 1, 1, 50);
         var schedule = CliOptions.Choice("--schedule", "how guidance grows over level 0's steps", "linear", "linear", "constant");
         var temperature = CliOptions.Number("--temperature", "multiplies the pixel logits", 1, 0.01, 100);
+        var temperatureSchedule = CliOptions.Choice("--temperature-schedule", "constant, or linear: growing from 1 towards --temperature over level 0's steps as linear guidance grows (fewer nearly blank images at a sharpening temperature)", "constant", "constant", "linear");
         var filter = CliOptions.Number("--filter", "guidance never promotes a value below this probability", 1e-4, 0, 1);
         var iters = CliOptions.IntList("--iters", "A,B,..", "iterations per level (default the model's)", 1, 4096);
         var output = CliOptions.Text("--out", "DIR", "where the PNGs go", "out");
@@ -67,7 +68,7 @@ public static class GenerateCommand
         };
         var rest = CliOptions.Flag("--rest", "with --endpoint: the URL is the gateway's REST bridge (e.g. http://localhost:5081)");
         var apiKey = CliOptions.Text("--api-key", "KEY", "with --endpoint: sent as 'Authorization: Bearer KEY'");
-        var command = new Command(mode.ToString().ToLowerInvariant(), Descriptions[mode]) { model, preset, device, classes, count, seed, cfg, schedule, temperature, filter, iters, output };
+        var command = new Command(mode.ToString().ToLowerInvariant(), Descriptions[mode]) { model, preset, device, classes, count, seed, cfg, schedule, temperature, temperatureSchedule, filter, iters, output };
         Option<string>? image = null, mask = null, keep = null;
         Option<string?>? at = null;
         if (mode != GenerateMode.Generate) command.Options.Add(image = CliOptions.Required("--image", "PNG", mode == GenerateMode.Outpaint
@@ -84,7 +85,7 @@ public static class GenerateCommand
         command.SetAction((r, cancel) =>
         {
             var settings = new GenerateSettings(mode, r.GetValue(model), r.GetValue(preset), r.GetValue(device), r.GetValue(classes)!,
-                r.GetValue(count), r.GetValue(seed), r.GetValue(cfg), r.GetValue(schedule)!, r.GetValue(temperature), r.GetValue(filter),
+                r.GetValue(count), r.GetValue(seed), r.GetValue(cfg), r.GetValue(schedule)!, r.GetValue(temperature), r.GetValue(temperatureSchedule)!, r.GetValue(filter),
                 r.ListOrNull(iters), r.GetValue(output)!, image is null ? null : r.GetValue(image), mask is null ? null : r.GetValue(mask),
                 at is null ? null : r.GetValue(at), keep is null ? null : r.GetValue(keep),
                 mode == GenerateMode.Uncrop ? null : r.GetValue(endpoint), mode != GenerateMode.Uncrop && r.GetValue(rest),
@@ -123,8 +124,8 @@ public static class GenerateCommand
             for (int k = 0; k < s.Count; k++) requests.Add(new ImageRequest(label, s.Seed + requests.Count, known, mask));
 
         var sampler = new FractalSampler(model);
-        var options = new SamplingOptions { Cfg = cfg, Temperature = temperature, FilterThreshold = filter, LinearCfg = s.Schedule == "linear", NumIter = numIter };
-        Console.WriteLine($"{mode}: {requests.Count} image(s) of {size}×{size}, classes {string.Join(", ", labels.Distinct().Select(l => Name(l, names)))}, iterations {string.Join(",", numIter)}, cfg {cfg.ToString(CultureInfo.InvariantCulture)}");
+        var options = new SamplingOptions { Cfg = cfg, Temperature = temperature, FilterThreshold = filter, LinearCfg = s.Schedule == "linear", LinearTemperature = s.TemperatureSchedule == "linear", NumIter = numIter };
+        Console.WriteLine($"{mode}: {requests.Count} image(s) of {size}×{size}, classes {string.Join(", ", labels.Distinct().Select(l => Name(l, names)))}, iterations {string.Join(",", numIter)}, cfg {cfg.ToString(CultureInfo.InvariantCulture)}, temperature {temperature.ToString(CultureInfo.InvariantCulture)}{(options.LinearTemperature ? " (linear from 1)" : "")}");
         var timer = Stopwatch.StartNew();
         var bytes = sampler.Generate(requests, options, step =>
             Console.Write($"\r  level-0 step {step.Step + 1}/{step.Steps}  {100.0 * step.Done.Count(d => d) / step.Done.Length:F0}% of pixels  {timer.Elapsed.TotalSeconds:F1}s   "));

@@ -63,7 +63,7 @@ public static class RemoteGenerate
         if (s.Mode != GenerateMode.Generate && labels.Length != 1) throw new UsageException($"--class: {s.Name} takes one class");
         var parameters = new SamplingParams
         {
-            Cfg = (float)s.Cfg, CfgSchedule = s.Schedule, Temperature = (float)s.Temperature, FilterThreshold = (float)s.Filter,
+            Cfg = (float)s.Cfg, CfgSchedule = s.Schedule, Temperature = (float)s.Temperature, TemperatureSchedule = s.TemperatureSchedule, FilterThreshold = (float)s.Filter,
             NumIter = { s.Iters ?? [] },
         };
         switch (s.Mode)

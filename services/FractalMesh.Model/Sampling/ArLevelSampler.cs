@@ -30,6 +30,7 @@ public sealed class ArLevelSampler(ArGenerator generator, int level, IPatchSampl
                 var pairs = t < request.StartStep ? []
                     : Enumerable.Range(0, rows).Where(r => canvas.KnownInPatch(r, t) < full).Select(r => (r, t)).ToList();
                 var rowCfg = request.Cfg.Select(c => request.LinearCfg ? (float)MarSchedule.LinearCfgAr(c, S, t) : c).ToArray();
+                var rowTemperature = request.Temperature.Select(x => request.LinearTemperature ? (float)MarSchedule.LinearCfgAr(x, S, t) : x).ToArray();
                 Tensor output;
                 using (no_grad())
                 using (var scope = NewDisposeScope())
@@ -45,7 +46,7 @@ public sealed class ArLevelSampler(ArGenerator generator, int level, IPatchSampl
                 // Children are listed by (row, patch) as row·S + patch; the step's output has one row per row.
                 using (output)
                     await SampleChildrenAsync(request, canvas, pairs,
-                        index => [output.index_select(0, tensor(index.Select(i => i / S).ToArray(), device: device))], rowCfg, cancel);
+                        index => [output.index_select(0, tensor(index.Select(i => i / S).ToArray(), device: device))], rowCfg, rowTemperature, cancel);
                 if (t >= request.StartStep && request.OnStep is { } onStep)
                     await onStep(new LevelStep(t, S, (byte[])canvas.Bytes.Clone(), (bool[])canvas.Done.Clone()));
             }

@@ -14,6 +14,13 @@ public sealed record SamplingOptions
     public float FilterThreshold { get; init; } = 1e-4f;
     /// <summary>Level 0 guidance schedule: linear (official) or constant.</summary>
     public bool LinearCfg { get; init; } = true;
+    /// <summary>
+    /// Level 0 temperature schedule: constant (official) or linear, growing from 1 towards <see cref="Temperature"/> over
+    /// level 0's steps exactly as linear guidance grows towards <see cref="Cfg"/> (<see cref="MarSchedule.LinearCfg"/>). A sharpening temperature favours the most concentrated value of each pixel, and a
+    /// white background is one exact value: sharpened from the first step, a small model's first patches come out white
+    /// and many images nearly blank; ramped, the first patches are drawn as the model predicts them and the rest sharpened.
+    /// </summary>
+    public bool LinearTemperature { get; init; }
     /// <summary>Iterations per level (the last, AR, level ignores its entry: it takes one step per patch).</summary>
     public required int[] NumIter { get; init; }
 
@@ -165,6 +172,7 @@ public sealed class FractalSampler
             NumIter = options.NumIter,
             Streams = images.Select(i => RowStream.ForImage(i.Seed)).ToArray(),
             LinearCfg = options.LinearCfg,
+            LinearTemperature = options.LinearTemperature,
             StartStep = startStep,
             OriginalKnownMask = startStep == 0 ? null : Original(images, size),
             OnStep = onStep,

@@ -100,7 +100,7 @@ public abstract class LevelSampler(int level, int seqLen, int patchSize, IPatchS
     /// level's pass (conditional rows first, then null rows); it runs in a dispose scope that the results leave.
     /// </summary>
     protected async Task SampleChildrenAsync(PatchRequest request, Canvas canvas, IReadOnlyList<(int Row, int Patch)> pairs,
-        Func<long[], Tensor[]> conditions, float[] rowCfg, CancellationToken cancel)
+        Func<long[], Tensor[]> conditions, float[] rowCfg, float[] rowTemperature, CancellationToken cancel)
     {
         if (pairs.Count == 0) return;
         int n = pairs.Count, pp = PatchSize * PatchSize, rows = request.Rows;
@@ -122,7 +122,7 @@ public abstract class LevelSampler(int level, int seqLen, int patchSize, IPatchS
                 KnownPixels = pixels,
                 KnownMask = mask,
                 Cfg = pairs.Select(p => rowCfg[p.Row]).ToArray(),
-                Temperature = pairs.Select(p => request.Temperature[p.Row]).ToArray(),
+                Temperature = pairs.Select(p => rowTemperature[p.Row]).ToArray(),
                 FilterThreshold = pairs.Select(p => request.FilterThreshold[p.Row]).ToArray(),
                 NumIter = request.NumIter.Length > 1 ? request.NumIter[1..] : [],
                 Streams = pairs.Select(p => request.Streams[p.Row].Child(Level, p.Patch)).ToArray(),

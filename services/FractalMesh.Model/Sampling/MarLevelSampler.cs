@@ -118,14 +118,17 @@ public sealed class MarLevelSampler : LevelSampler
                 cancel.ThrowIfCancellationRequested();
                 var pairs = new List<(int Row, int Patch)>();
                 var rowCfg = new float[rows];
+                var rowTemperature = new float[rows];
                 for (int r = 0; r < rows; r++)
                 {
                     rowCfg[r] = request.Cfg[r];
+                    rowTemperature[r] = request.Temperature[r];
                     if (t >= plans[r].Count) continue;
                     var step = plans[r][t];
                     foreach (var j in orders[r].Skip(done[r]).Take(step.Predicted).Order()) pairs.Add((r, j));
                     done[r] += step.Predicted;
                     if (request.LinearCfg) rowCfg[r] = (float)MarSchedule.LinearCfg(request.Cfg[r], orders[r].Length, step.MaskLenAfter);
+                    if (request.LinearTemperature) rowTemperature[r] = (float)MarSchedule.LinearCfg(request.Temperature[r], orders[r].Length, step.MaskLenAfter);
                 }
                 pairs.Sort();
                 if (pairs.Count > 0)
@@ -143,7 +146,7 @@ public sealed class MarLevelSampler : LevelSampler
                     try { encoded = await Scheduler.RunAsync(pass, (int)pass.Patches.shape[0], cancel); }
                     finally { pass.Patches.Dispose(); pass.Mask.Dispose(); }
                     using (encoded)
-                        await SampleChildrenAsync(request, canvas, pairs, index => generator.Conditions(encoded, index, generator.OutputConds), rowCfg, cancel);
+                        await SampleChildrenAsync(request, canvas, pairs, index => generator.Conditions(encoded, index, generator.OutputConds), rowCfg, rowTemperature, cancel);
                 }
                 foreach (var (r, j) in pairs) masked[r * S + j] = false;
                 if (request.OnStep is { } onStep) await onStep(new LevelStep(t, iters, (byte[])canvas.Bytes.Clone(), (bool[])canvas.Done.Clone()));

@@ -17,10 +17,13 @@ public static class MarSchedule
         return Math.Max(1, Math.Min(maskedNow - 1, cosine));
     }
 
-    /// <summary>Level 0's linear guidance: <c>1 + (cfg − 1)·(S − maskLen)/S</c> with the clamped mask length of the step.</summary>
+    /// <summary>
+    /// Level 0's linear guidance: <c>1 + (cfg − 1)·(S − maskLen)/S</c> with the clamped mask length of the step. The linear
+    /// temperature schedule ramps the temperature from 1 the same way.
+    /// </summary>
     public static double LinearCfg(double cfg, int seqLen, int maskLenAfter) => 1 + (cfg - 1) * (seqLen - maskLenAfter) / (double)seqLen;
 
-    /// <summary>AR's linear guidance at <paramref name="step"/>: <c>1 + (cfg − 1)·(step + 1)/S</c>.</summary>
+    /// <summary>AR's linear guidance (and linear temperature) at <paramref name="step"/>: <c>1 + (cfg − 1)·(step + 1)/S</c>.</summary>
     public static double LinearCfgAr(double cfg, int seqLen, int step) => 1 + (cfg - 1) * (step + 1) / (double)seqLen;
 
     /// <summary>

@@ -39,6 +39,12 @@ public sealed class PatchRequest : IDisposable
     public bool LinearCfg { get; init; }
 
     /// <summary>
+    /// Level 0 only: whether the temperature grows from 1 towards <see cref="Temperature"/> over level 0's steps as linear
+    /// guidance grows towards the guidance scale (the levels below sample with the step's value); else constant, as the reference.
+    /// </summary>
+    public bool LinearTemperature { get; init; }
+
+    /// <summary>
     /// Level 0 only: sees the partial images after every step of this call (progress, previews, checkpoints); the next
     /// step starts once it has finished.
     /// </summary>

@@ -52,6 +52,49 @@ public class FractalSamplerUnitTests
     }
 
     [Theory]
+    [InlineData("mar")]
+    [InlineData("ar")]
+    public void ALinearTemperatureRampsFromOneOverLevelZerosStepsAndHandsEachStepsValueDown(string kind)
+    {
+        using var model = Model(kind);
+        ImageRequest[] images = [new(3, 1000), new(5, 1001)];
+        var seen = new List<float[]>();
+        var recorded = new FractalSampler(model, (inner, level) => level == 1 ? new RecordingSampler(inner, seen) : inner);
+        var options = Options(kind) with { Temperature = 3f, LinearTemperature = true };
+        var ramped = recorded.Generate(images, options);
+
+        // Level 0 has 16 patches: the MAR plan's 4 steps, or the AR level's 16; each step's value is the guidance ramp's.
+        int patches = 16;
+        double[] expected = kind == "mar"
+            ? MarSchedule.Plan(patches, options.NumIter[0]).Select(step => MarSchedule.LinearCfg(3, patches, step.MaskLenAfter)).ToArray()
+            : Enumerable.Range(0, patches).Select(t => MarSchedule.LinearCfgAr(3, patches, t)).ToArray();
+        Assert.Equal(expected.Length, seen.Count);
+        for (int step = 0; step < expected.Length; step++)
+            Assert.All(seen[step], t => Assert.Equal(expected[step], t, 5));
+        // Like guidance, the MAR ramp counts the patches revealed after each step, and the reference always leaves one masked
+        // until the last step: it ends at 1 + 2·15/16 = 2.875 there, at 3 on the AR level.
+        Assert.True(expected[0] < 1.5 && expected[^1] == (kind == "mar" ? 2.875 : 3), $"the ramp runs {expected[0]} → {expected[^1]}");
+
+        var sampler = new FractalSampler(model);
+        Assert.NotEqual(ramped, sampler.Generate(images, options with { LinearTemperature = false }));
+        // Ramping up to 1 is the constant temperature 1.
+        Assert.Equal(sampler.Generate(images, options with { Temperature = 1f, LinearTemperature = false }),
+            sampler.Generate(images, options with { Temperature = 1f }));
+    }
+
+    /// <summary>Passes every request on and keeps a copy of its rows' temperatures, call by call.</summary>
+    sealed class RecordingSampler(IPatchSampler inner, List<float[]> temperatures) : IPatchSampler
+    {
+        public int PatchSize => inner.PatchSize;
+
+        public Task<byte[]> SampleAsync(PatchRequest request, CancellationToken cancel = default)
+        {
+            lock (temperatures) temperatures.Add(request.Temperature.ToArray());
+            return inner.SampleAsync(request, cancel);
+        }
+    }
+
+    [Theory]
     [MemberData(nameof(Kinds))]
     public void KnownPixelsComeBackUnchanged(string kind)
     {
