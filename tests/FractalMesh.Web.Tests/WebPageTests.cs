@@ -28,6 +28,8 @@ public sealed class WebPageTests(WebFixture web, ITestOutputHelper output)
         await p.SelectOptionAsync("#class", "2"); // Animals & Nature
         await p.FillAsync("#seed", "7");
         await p.FillAsync("#cfg", "3");
+        await p.FillAsync("#temperature", "2");
+        await p.SelectOptionAsync("#temperature-schedule", "linear");
         await p.ClickAsync("#generate");
         Assert.Equal("done", await page.WaitForStateAsync("done", "error", "cancelled"));
 
@@ -45,11 +47,14 @@ public sealed class WebPageTests(WebFixture web, ITestOutputHelper output)
         Assert.Equal(16 + 1, await p.Locator("#steps li").CountAsync()); // default 16 level-0 steps, and the final image
         output.WriteLine($"{previews.Length} previews ({distinct.Length} distinct) before the final image");
 
-        // The download is the final image, and the same bytes as the synchronous API with the same settings.
+        // The download is the final image, and the same bytes as the synchronous API with the same settings (a constant
+        // temperature 2 gives other bytes, so the page sent the schedule).
         var downloaded = await DownloadAsync(p, "generated.png");
         Assert.Equal(DataUrlBytes(finalSrc), downloaded);
-        var expected = await GenerateSyncAsync("""{"classLabels":[2],"count":1,"seed":"7","params":{"cfg":3,"numIter":[16,8]}}""");
+        var expected = await GenerateSyncAsync("""{"classLabels":[2],"count":1,"seed":"7","params":{"cfg":3,"temperature":2,"temperatureSchedule":"linear","numIter":[16,8]}}""");
         Assert.Equal(Pixels(expected), Pixels(downloaded));
+        var constant = await GenerateSyncAsync("""{"classLabels":[2],"count":1,"seed":"7","params":{"cfg":3,"temperature":2,"numIter":[16,8]}}""");
+        Assert.NotEqual(Pixels(constant), Pixels(downloaded));
         Assert.Contains("Animals & Nature · seed 7", await p.TextContentAsync("#status"));
 
         await page.ScreenshotAsync("generate-done.png");
