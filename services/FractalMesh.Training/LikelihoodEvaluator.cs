@@ -15,7 +15,7 @@ public readonly record struct BitsPerDim(double Mean, double HalfWidth95, int Sa
 /// <param name="Images">How many test images were measured.</param>
 /// <param name="Passes">Forward passes per batch for the model; 0 when only the codecs were measured.</param>
 /// <param name="ModelMinusWebp">The model's bits/dim minus WebP's, image by image (a paired interval); null without a model.</param>
-/// <param name="PerClass">The same measures over each label's images alone, in label order (empty when not measured).</param>
+/// <param name="PerClass">The same measures over each label's images alone, in label order (null when not measured).</param>
 public sealed record LikelihoodReport(BitsPerDim? Model, BitsPerDim Png, BitsPerDim WebpLossless, int Images, int Passes,
     BitsPerDim? ModelMinusWebp = null, IReadOnlyList<ClassLikelihood>? PerClass = null);
 

@@ -69,8 +69,8 @@ public static class EvalNllCommand
         var inv = CultureInfo.InvariantCulture;
         bool model = classes.Any(c => c.Model is not null);
         // A label with one image has a mean but no interval.
-        static string Cell(BitsPerDim? v, string format) => v is not { } x ? ""
-            : x.Mean.ToString(format, CultureInfo.InvariantCulture) + (double.IsNaN(x.HalfWidth95) ? "" : " ± " + x.HalfWidth95.ToString("F3", CultureInfo.InvariantCulture));
+        string Cell(BitsPerDim? v, string format) => v is not { } x ? ""
+            : x.Mean.ToString(format, inv) + (double.IsNaN(x.HalfWidth95) ? "" : " ± " + x.HalfWidth95.ToString("F3", inv));
         var text = new System.Text.StringBuilder();
         text.AppendLine(model
             ? string.Create(inv, $"{"per class",-28}{"images",7}{"model",16}{"WebP lossless",16}{"model − WebP",17}")

@@ -16,9 +16,10 @@ public sealed record SamplingOptions
     public bool LinearCfg { get; init; } = true;
     /// <summary>
     /// Level 0 temperature schedule: constant (official) or linear, growing from 1 towards <see cref="Temperature"/> over
-    /// level 0's steps exactly as linear guidance grows towards <see cref="Cfg"/> (<see cref="MarSchedule.LinearCfg"/>). A sharpening temperature favours the most concentrated value of each pixel, and a
-    /// white background is one exact value: sharpened from the first step, a small model's first patches come out white
-    /// and many images nearly blank; ramped, the first patches are drawn as the model predicts them and the rest sharpened.
+    /// level 0's steps exactly as linear guidance grows towards <see cref="Cfg"/> (<see cref="MarSchedule.LinearCfg"/>).
+    /// A sharpening temperature favours the most concentrated value of each pixel, and a white background is one exact
+    /// value: sharpened from the first step, a small model's first patches come out white and many images nearly blank;
+    /// ramped, the first patches are drawn as the model predicts them and the rest sharpened.
     /// </summary>
     public bool LinearTemperature { get; init; }
     /// <summary>Iterations per level (the last, AR, level ignores its entry: it takes one step per patch).</summary>
