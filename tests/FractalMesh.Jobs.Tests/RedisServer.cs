@@ -72,11 +72,12 @@ public sealed class RedisServer(string arguments = "--appendonly no", TestCertif
         process = null;
     }
 
-    /// <summary>A multiplexer that keeps retrying while the server is away, as the gateway configures it.</summary>
-    public ConnectionMultiplexer Connect() => ConnectionMultiplexer.Connect(new ConfigurationOptions
-    {
-        EndPoints = { Endpoint }, AbortOnConnectFail = false, ConnectTimeout = 1000, SyncTimeout = 1000, AsyncTimeout = 1000,
-    });
+    /// <summary>
+    /// A multiplexer configured as the gateway configures its own (<see cref="RedisConnectionSettings.ToConfiguration"/>):
+    /// it keeps reconnecting while the server is away, fails commands fast meanwhile, and keeps the client library's
+    /// default command timeout (5 s), so a test machine busy with other test processes does not time out a healthy server.
+    /// </summary>
+    public ConnectionMultiplexer Connect() => ConnectionMultiplexer.Connect(new RedisConnectionSettings(Endpoint).ToConfiguration());
 
     public void Dispose()
     {
