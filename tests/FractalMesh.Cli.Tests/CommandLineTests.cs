@@ -86,6 +86,37 @@ public sealed class CommandLineTests : IDisposable
     }
 
     [Fact]
+    public void GrowWritesADeeperModelThatDrawsTheSameImages()
+    {
+        string grown = Path.Combine(dir, "grown.safetensors");
+        var (code, output, err) = Run("grow", TinyModel(), "--level", "0", "--blocks", "4", "--seed", "4", "--out", grown);
+        Assert.True(code == 0, err);
+        Assert.Contains("level 0 has 4 blocks (was 2)", output);
+        var (before, after) = (ModelCheckpoint.ReadConfig(TinyModel()), ModelCheckpoint.ReadConfig(grown));
+        Assert.Equal([4, .. before.Blocks[1..]], after.Blocks);
+        foreach (var (model, folder) in new[] { (TinyModel(), "source"), (grown, "grown") })
+        {
+            var (generated, _, error) = Run("generate", "--model", model, "--class", "1,7", "--count", "2", "--seed", "3", "--cfg", "2", "--iters", "3,2",
+                "--out", Path.Combine(dir, folder));
+            Assert.True(generated == 0, error);
+        }
+        foreach (var seed in new[] { 3, 4, 5, 6 })
+            Assert.Equal(File.ReadAllBytes(Path.Combine(dir, "source", $"generate-seed{seed}.png")), File.ReadAllBytes(Path.Combine(dir, "grown", $"generate-seed{seed}.png")));
+    }
+
+    [Theory]
+    [InlineData("--level", "3", "--blocks", "4", "--level: 3 is not a level of this model (0 to 2")]
+    [InlineData("--level", "0", "--blocks", "1", "--blocks: level 0 already has 2 blocks")]
+    public void GrowRefusesWhatItCannotDoNamingTheOption(string levelOption, string level, string blocksOption, string blocks, string message)
+    {
+        string output = Path.Combine(dir, "grown.safetensors");
+        var (code, _, err) = Run("grow", TinyModel(), levelOption, level, blocksOption, blocks, "--out", output);
+        Assert.Equal(2, code);
+        Assert.Contains(message, err);
+        Assert.False(File.Exists(output));
+    }
+
+    [Fact]
     public void InpaintKeepsUnmaskedPixelsByteForByte()
     {
         var rng = new Random(1);
@@ -217,6 +248,7 @@ public sealed class CommandLineTests : IDisposable
     [InlineData("eval-nll")]
     [InlineData("data")]
     [InlineData("export")]
+    [InlineData("grow")]
     [InlineData("inpaint")]
     public void EveryCommandHasItsOwnHelp(string command)
     {
@@ -230,7 +262,7 @@ public sealed class CommandLineTests : IDisposable
     {
         var (code, output, _) = Run("--help");
         Assert.Equal(0, code);
-        foreach (var command in new[] { "verify-reference", "convert", "export", "presets", "data", "train", "eval-nll", "generate", "inpaint", "outpaint", "uncrop", "bench" })
+        foreach (var command in new[] { "verify-reference", "convert", "export", "grow", "presets", "data", "train", "eval-nll", "generate", "inpaint", "outpaint", "uncrop", "bench" })
             Assert.Contains($"  {command}", output);
         Assert.Equal(2, Run().Code);   // nothing asked: the same text, and a usage error
     }

@@ -22,6 +22,7 @@ public static class CommandLine
         ModelCommands.VerifyReference(),
         ModelCommands.Convert(),
         ModelCommands.Export(),
+        ModelCommands.Grow(),
         ModelCommands.Presets(),
         DataCommand.Create(),
         TrainCommand.Create(),

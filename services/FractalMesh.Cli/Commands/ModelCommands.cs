@@ -90,8 +90,7 @@ public static class ModelCommands
 
     static int Export(string input, string output, bool half, string? manifest)
     {
-        if (Directory.Exists(input)) input = Trainer.FindState(input) is { } state ? Path.Combine(state, Trainer.CheckpointFile) : Path.Combine(input, Trainer.CheckpointFile);
-        if (!File.Exists(input)) throw new UsageException($"RUN: {input} not found");
+        input = CheckpointOf(input, "RUN");
         var metadata = new Dictionary<string, string>();
         if (manifest is not null)
         {
@@ -103,6 +102,47 @@ public static class ModelCommands
         using var model = ModelCheckpoint.Load(input);
         ModelCheckpoint.Save(model, output, half, metadata);
         Console.WriteLine($"wrote {output} ({new FileInfo(output).Length / 1e6:F1} MB{(half ? ", half precision" : "")})");
+        return 0;
+    }
+
+    /// <summary>A checkpoint file as given, or a training run folder's latest checkpoint; <paramref name="argument"/> names it in the error.</summary>
+    static string CheckpointOf(string input, string argument)
+    {
+        if (Directory.Exists(input)) input = Trainer.FindState(input) is { } state ? Path.Combine(state, Trainer.CheckpointFile) : Path.Combine(input, Trainer.CheckpointFile);
+        if (!File.Exists(input)) throw new UsageException($"{argument}: {input} not found");
+        return input;
+    }
+
+    /// <summary><c>grow MODEL --level L --blocks N --out FILE [--seed S] [--half]</c>: a deeper model that computes the same function.</summary>
+    public static Command Grow()
+    {
+        var input = new Argument<string>("MODEL") { Description = "a FractalMesh checkpoint (.safetensors), or a training run's folder (its latest state)" };
+        var level = CliOptions.Int("--level", "the level to deepen (0 is the coarsest; the last is the pixel head)", 0, min: 0);
+        var blocks = CliOptions.Int("--blocks", "the level's transformer blocks after growing (at least what it has)", 0, min: 1);
+        var output = CliOptions.Required("--out", "FILE", "where to write the grown .safetensors");
+        var seed = CliOptions.Long("--seed", "seed of the new blocks' random weights", 0);
+        var half = CliOptions.Flag("--half", "store the weights in half precision");
+        var command = new Command("grow",
+            "add blocks to one level of a trained model; they start as the identity, so it computes the same until train --init moves it")
+            { input, level, blocks, output, seed, half };
+        command.SetAction(r => Grow(r.GetValue(input)!, r.GetValue(level), r.GetValue(blocks), r.GetValue(output)!, r.GetValue(seed), r.GetValue(half)));
+        return command;
+    }
+
+    static int Grow(string input, int level, int blocks, string output, long seed, bool half)
+    {
+        input = CheckpointOf(input, "MODEL");
+        var metadata = SafeTensors.ReadMetadata(input).Where(kv => kv.Key == ModelCheckpoint.ClassNamesKey).ToDictionary();
+        using var source = ModelCheckpoint.Load(input);
+        if (level >= source.Config.Blocks.Length)
+            throw new UsageException($"--level: {level} is not a level of this model (0 to {source.Config.Blocks.Length - 1}; the last is the pixel head)");
+        if (blocks < source.Config.Blocks[level])
+            throw new UsageException($"--blocks: level {level} already has {source.Config.Blocks[level]} blocks; growing cannot remove any");
+        manual_seed(seed);
+        using var grown = ModelGrowth.Deepen(source, level, blocks);
+        ModelCheckpoint.Save(grown, output, half, metadata);
+        Console.WriteLine($"wrote {output}: level {level} has {blocks} blocks (was {source.Config.Blocks[level]}), " +
+                          $"{ParameterCount(grown.Config):N0} parameters (was {ParameterCount(source.Config):N0})");
         return 0;
     }
 

@@ -78,7 +78,10 @@ public static class TrainCommand
         try
         {
             using var trainer = new Trainer(options);
-            Console.WriteLine($"training {options.Preset} on {options.TrainSplit} into {options.OutputDir}, from step {trainer.Step}{(options.ClassBalance > 0 ? $", class balance {options.ClassBalance.ToString(CultureInfo.InvariantCulture)}" : "")} (native allocator: {TcmallocRelaunch.ActiveAllocator()})");
+            var shape = trainer.Model.Config;
+            // A resumed run trains the model in its state whatever --preset and --init say; --init's config beats --preset's.
+            string what = trainer.Step > 0 ? "the run's model" : options.InitFrom ?? options.Preset;
+            Console.WriteLine($"training {what} (widths {string.Join("/", shape.Widths)}, blocks {string.Join("/", shape.Blocks)}) on {options.TrainSplit} into {options.OutputDir}, from step {trainer.Step}{(options.ClassBalance > 0 ? $", class balance {options.ClassBalance.ToString(CultureInfo.InvariantCulture)}" : "")} (native allocator: {TcmallocRelaunch.ActiveAllocator()})");
             double smoothed = double.NaN;
             trainer.Run(cts.Token,
                 report =>
