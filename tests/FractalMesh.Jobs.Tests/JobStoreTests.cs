@@ -72,11 +72,13 @@ public sealed class JobStoreTests : IClassFixture<RedisFixture>
         var store = Store(kind);
         await store.CreateAsync(Job("l"), null);
         Assert.Contains("l", await store.OrphanedJobsAsync());
-        Assert.True(await store.TryLeaseAsync("l", "gw-1", TimeSpan.FromMilliseconds(400)));
-        Assert.True(await store.TryLeaseAsync("l", "gw-1", TimeSpan.FromMilliseconds(400)));   // renewal
+        // A lease of 2 s: long enough that a loaded machine's pause between these calls does not end it early.
+        var lease = TimeSpan.FromSeconds(2);
+        Assert.True(await store.TryLeaseAsync("l", "gw-1", lease));
+        Assert.True(await store.TryLeaseAsync("l", "gw-1", lease));                               // renewal
         Assert.False(await store.TryLeaseAsync("l", "gw-2", TimeSpan.FromSeconds(5)));
         Assert.DoesNotContain("l", await store.OrphanedJobsAsync());
-        await Task.Delay(600);
+        await Task.Delay(lease * 1.25);
         Assert.Contains("l", await store.OrphanedJobsAsync());                                   // owner stopped renewing
         Assert.True(await store.TryLeaseAsync("l", "gw-2", TimeSpan.FromSeconds(5)));            // takeover
         await store.ReleaseLeaseAsync("l", "gw-1");                                              // not the owner: no effect

@@ -23,10 +23,11 @@ public sealed class RedisKeyLifetimeTests : IClassFixture<RedisFixture>
     {
         IJobStore store = kind == "redis" ? new RedisJobStore(redis.Multiplexer, TimeSpan.FromMinutes(5), Prefix()) : new InMemoryJobStore();
         await store.CreateAsync(Job("s"), null);
-        Assert.True(await store.TryLeaseAsync("s", "gw-1", TimeSpan.FromMilliseconds(300)));
+        var lease = TimeSpan.FromSeconds(2);                                      // a loaded machine's pause does not end it before the first save
+        Assert.True(await store.TryLeaseAsync("s", "gw-1", lease));
         await store.SaveOwnedAsync(Job("s") with { Step = 1 }, new JobCheckpoint(1, [1], [true]), "gw-1");
 
-        await Task.Delay(450);                                                    // gw-1 paused past its lease
+        await Task.Delay(lease * 1.25);                                           // gw-1 paused past its lease
         Assert.True(await store.TryLeaseAsync("s", "gw-2", TimeSpan.FromMinutes(1)));
         await store.SaveOwnedAsync(Job("s") with { Step = 2, Owner = "gw-2" }, new JobCheckpoint(2, [2], [true]), "gw-2");
 
