@@ -48,7 +48,8 @@ public class RemotePatchSamplerUnitTests
         var open = await Assert.ThrowsAsync<RpcException>(() => sampler.SampleAsync(last));
         Assert.Equal(StatusCode.Unavailable, open.StatusCode);
         Assert.Contains("circuit", open.Status.Detail);
-        Assert.True(watch.Elapsed < TimeSpan.FromSeconds(1), $"an open circuit fails fast, took {watch.Elapsed}");
+        // Well under the 10 s call timeout, with room for a loaded machine's pauses: the circuit answered, not the network.
+        Assert.True(watch.Elapsed < TimeSpan.FromSeconds(5), $"an open circuit fails fast, took {watch.Elapsed}");
     }
 
     [Fact]
