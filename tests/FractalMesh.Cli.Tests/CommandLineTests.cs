@@ -83,6 +83,12 @@ public sealed class CommandLineTests : IDisposable
         var (pixels, w, h) = PngImage.Decode(File.ReadAllBytes(Path.Combine(dir, "generate-seed12.png")), "png");
         Assert.Equal((16, 16), (w, h));
         Assert.Equal(3 * 16 * 16, pixels.Length);
+        int blank = new[] { 10, 11, 12, 13 }.Count(seed =>
+        {
+            var (image, iw, ih) = PngImage.Decode(File.ReadAllBytes(Path.Combine(dir, $"generate-seed{seed}.png")), "png");
+            return NearlyBlank.Is(image, iw, ih);
+        });
+        Assert.Contains($"nearly blank (at least 90 % of pixels with every channel ≥ 235): {blank} of 4", output);
     }
 
     [Fact]

@@ -145,6 +145,8 @@ public static class GenerateCommand
         string gridPath = Path.GetFullPath(Path.Combine(outDir, $"{mode}-grid.png"));
         File.WriteAllBytes(gridPath, PngImage.Encode(grid, gw, gh, scale: 4));
         Console.WriteLine($"{requests.Count} image(s) in {timer.Elapsed.TotalSeconds:F1}s ({timer.Elapsed.TotalSeconds / requests.Count:F2}s per image)");
+        int blank = images.Count(image => NearlyBlank.Is(image, size, size));
+        Console.WriteLine($"nearly blank (at least {NearlyBlank.Share * 100:F0} % of pixels with every channel ≥ {NearlyBlank.NearWhite}): {blank} of {images.Count}");
         Console.WriteLine($"wrote {gridPath}");
         return 0;
     }
