@@ -91,6 +91,57 @@ public sealed class CommandLineTests : IDisposable
         Assert.Contains($"nearly blank (at least 90 % of pixels with every channel ≥ 235): {blank} of 4", output);
     }
 
+    /// <summary>train.fmds and test.fmds of 16×16 images in the tiny model's 10 classes, each class one flat colour; the training split's path.</summary>
+    string ColourSplits()
+    {
+        foreach (var (name, count) in new[] { ("train", 300), ("test", 20) })
+        {
+            var labels = Enumerable.Range(0, count).Select(i => i % 10).ToArray();
+            var pixels = new byte[count * 3 * 256];
+            for (int i = 0; i < count; i++)
+                for (int c = 0; c < 3; c++)
+                    Array.Fill(pixels, (byte)((labels[i] * 25 + c * 80) % 256), (i * 3 + c) * 256, 256);
+            FmdsFile.Write(Path.Combine(dir, $"{name}.fmds"), 16, 16, labels, pixels);
+        }
+        return Path.Combine(dir, "train.fmds");
+    }
+
+    [Fact]
+    public void ClassifierTrainsReportsEachClassAndScoresGeneratedImages()
+    {
+        string train = ColourSplits();   // the command finds test.fmds beside it
+        string classifier = Path.Combine(dir, "classifier.safetensors");
+        var (code, output, err) = Run("classifier", "--data", train, "--out", classifier, "--epochs", "60", "--width", "8");
+        Assert.True(code == 0, err);
+        Assert.Contains("epoch 60/60", output);
+        Assert.True(System.Text.RegularExpressions.Regex.IsMatch(output, @"class 3 +2 of 2 +100\.0 %"), output);
+        Assert.True(System.Text.RegularExpressions.Regex.IsMatch(output, @"all +20 of 20 +100\.0 % +mean over classes 100\.0 %"), output);
+
+        (code, output, err) = Run("generate", "--model", TinyModel(), "--class", "3,4", "--count", "3", "--iters", "2,2", "--out", dir, "--classifier", classifier);
+        Assert.True(code == 0, err);
+        var rows = System.Text.RegularExpressions.Regex.Matches(output, @"\n  (class \d) +(\d) of (\d) ");
+        Assert.Equal(["class 3", "class 4"], rows.Select(m => m.Groups[1].Value));
+        Assert.All(rows, m => Assert.Equal("3", m.Groups[3].Value));
+        // The counts are the classifier's own predictions on the PNGs the command wrote.
+        using var loaded = FractalMesh.Training.SampleClassifier.Load(classifier);
+        var images = Enumerable.Range(0, 6).Select(seed => PngImage.Decode(File.ReadAllBytes(Path.Combine(dir, $"generate-seed{seed}.png")), "png").Planar).ToArray();
+        var predicted = loaded.Predict(images.SelectMany(b => b).ToArray(), 6);
+        Assert.Equal(predicted.Take(3).Count(p => p == 3).ToString(), rows[0].Groups[2].Value);
+        Assert.Equal(predicted.Skip(3).Count(p => p == 4).ToString(), rows[1].Groups[2].Value);
+    }
+
+    [Theory]
+    [InlineData("model", "not a FractalMesh classifier")]
+    [InlineData("missing", "not found")]
+    public void GenerateRefusesWhatIsNotAClassifierNamingTheOption(string given, string message)
+    {
+        string path = given == "model" ? TinyModel() : Path.Combine(dir, "none.safetensors");
+        var (code, _, err) = Run("generate", "--model", TinyModel(), "--iters", "2,2", "--out", dir, "--classifier", path);
+        Assert.Equal(2, code);
+        Assert.Contains("--classifier", err);
+        Assert.Contains(message, err);
+    }
+
     [Fact]
     public void GrowWritesADeeperModelThatDrawsTheSameImages()
     {
@@ -255,6 +306,7 @@ public sealed class CommandLineTests : IDisposable
     [InlineData("data")]
     [InlineData("export")]
     [InlineData("grow")]
+    [InlineData("classifier")]
     [InlineData("inpaint")]
     public void EveryCommandHasItsOwnHelp(string command)
     {
@@ -268,7 +320,7 @@ public sealed class CommandLineTests : IDisposable
     {
         var (code, output, _) = Run("--help");
         Assert.Equal(0, code);
-        foreach (var command in new[] { "verify-reference", "convert", "export", "grow", "presets", "data", "train", "eval-nll", "generate", "inpaint", "outpaint", "uncrop", "bench" })
+        foreach (var command in new[] { "verify-reference", "convert", "export", "grow", "presets", "data", "train", "eval-nll", "classifier", "generate", "inpaint", "outpaint", "uncrop", "bench" })
             Assert.Contains($"  {command}", output);
         Assert.Equal(2, Run().Code);   // nothing asked: the same text, and a usage error
     }

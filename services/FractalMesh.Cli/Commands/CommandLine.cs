@@ -27,6 +27,7 @@ public static class CommandLine
         DataCommand.Create(),
         TrainCommand.Create(),
         EvalNllCommand.Create(),
+        ClassifierCommand.Create(),
         GenerateCommand.Create(GenerateMode.Generate),
         GenerateCommand.Create(GenerateMode.Inpaint),
         GenerateCommand.Create(GenerateMode.Outpaint),

@@ -4,6 +4,7 @@ using System.Globalization;
 using FractalMesh.Imaging;
 using FractalMesh.Model.Checkpoints;
 using FractalMesh.Model.Sampling;
+using FractalMesh.Training;
 
 namespace FractalMesh.Cli.Commands;
 
@@ -14,7 +15,7 @@ public enum GenerateMode { Generate, Inpaint, Outpaint, Uncrop }
 public sealed record GenerateSettings(
     GenerateMode Mode, string? Model, string? Preset, string? Device, string Classes, int Count, long Seed,
     double Cfg, string Schedule, double Temperature, string TemperatureSchedule, double Filter, int[]? Iters, string Out,
-    string? Image, string? Mask, string? At, string? Keep, Uri? Endpoint, bool Rest, string? ApiKey)
+    string? Image, string? Mask, string? At, string? Keep, Uri? Endpoint, bool Rest, string? ApiKey, string? Classifier = null)
 {
     /// <summary>The command's name, and the prefix of every file it writes.</summary>
     public string Name => Mode.ToString().ToLowerInvariant();
@@ -70,7 +71,9 @@ public static class GenerateCommand
         var apiKey = CliOptions.Text("--api-key", "KEY", "with --endpoint: sent as 'Authorization: Bearer KEY'");
         var command = new Command(mode.ToString().ToLowerInvariant(), Descriptions[mode]) { model, preset, device, classes, count, seed, cfg, schedule, temperature, temperatureSchedule, filter, iters, output };
         Option<string>? image = null, mask = null, keep = null;
-        Option<string?>? at = null;
+        Option<string?>? at = null, classifier = null;
+        if (mode == GenerateMode.Generate) command.Options.Add(classifier = CliOptions.Text("--classifier", "FILE",
+            "score the images with a classifier (fractalmesh classifier): how many it takes for the class they were asked for"));
         if (mode != GenerateMode.Generate) command.Options.Add(image = CliOptions.Required("--image", "PNG", mode == GenerateMode.Outpaint
             ? "the image to place, no larger than the canvas" : "the image, of the model's size"));
         if (mode == GenerateMode.Inpaint) command.Options.Add(mask = CliOptions.Required("--mask", "PNG", "same size as the image; white means generate"));
@@ -89,7 +92,7 @@ public static class GenerateCommand
                 r.ListOrNull(iters), r.GetValue(output)!, image is null ? null : r.GetValue(image), mask is null ? null : r.GetValue(mask),
                 at is null ? null : r.GetValue(at), keep is null ? null : r.GetValue(keep),
                 mode == GenerateMode.Uncrop ? null : r.GetValue(endpoint), mode != GenerateMode.Uncrop && r.GetValue(rest),
-                mode == GenerateMode.Uncrop ? null : r.GetValue(apiKey));
+                mode == GenerateMode.Uncrop ? null : r.GetValue(apiKey), classifier is null ? null : r.GetValue(classifier));
             return settings.Endpoint is not null ? RemoteGenerate.RunAsync(settings, cancel) : Task.FromResult(Run(settings));
         });
         return command;
@@ -107,6 +110,7 @@ public static class GenerateCommand
         string outDir = s.Out;
         if (!File.Exists(modelPath) && !Directory.Exists(modelPath))
             throw new UsageException($"--model: {modelPath} not found");
+        if (s.Classifier is not null && !File.Exists(s.Classifier)) throw new UsageException($"--classifier: {s.Classifier} not found");
         var names = ModelCheckpoint.ReadClassNames(modelPath);
         using var model = ModelCheckpoint.Open(modelPath, s.Preset, device);
         var config = model.Config;
@@ -148,7 +152,27 @@ public static class GenerateCommand
         int blank = images.Count(image => NearlyBlank.Is(image, size, size));
         Console.WriteLine($"nearly blank (at least {NearlyBlank.Share * 100:F0} % of pixels with every channel ≥ {NearlyBlank.NearWhite}): {blank} of {images.Count}");
         Console.WriteLine($"wrote {gridPath}");
+        if (s.Classifier is not null) Score(s.Classifier, images, requests, size, config.ClassNum);
         return 0;
+    }
+
+    /// <summary>Prints how many images of each requested class the classifier takes for that class.</summary>
+    static void Score(string path, List<byte[]> images, List<ImageRequest> requests, int size, int classNum)
+    {
+        using var classifier = LoadClassifier(path);
+        if (classifier.ImageSize != size || classifier.ClassNames.Count != classNum)
+            throw new UsageException($"--classifier: {path} takes {classifier.ImageSize}×{classifier.ImageSize} images in {classifier.ClassNames.Count} classes; the model makes {size}×{size} in {classNum}");
+        var conditional = Enumerable.Range(0, requests.Count).Where(i => requests[i].Label >= 0).ToArray();
+        if (conditional.Length == 0) throw new UsageException("--classifier: scores class-conditional images; --class -1 has no class to agree with");
+        var predicted = classifier.Predict(conditional.SelectMany(i => images[i]).ToArray(), conditional.Length);
+        Console.WriteLine($"classifier {path}: images taken for the class they were asked for");
+        ClassifierCommand.PrintAgreement(SampleClassifier.Agreement(predicted, conditional.Select(i => requests[i].Label).ToArray(), classNum), classifier.ClassNames);
+    }
+
+    static SampleClassifier LoadClassifier(string path)
+    {
+        try { return SampleClassifier.Load(path); }
+        catch (InvalidDataException e) { throw new UsageException($"--classifier: {e.Message}"); }
     }
 
     static (byte[] Known, bool[] Mask) KnownPixels(string mode, string imagePath, string? maskPath, string? at, int size)
