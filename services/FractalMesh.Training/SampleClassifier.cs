@@ -91,7 +91,12 @@ public sealed class SampleClassifier : Module<Tensor, Tensor>
                 int n = Math.Min(batch, count - start);
                 using var scope = NewDisposeScope();
                 var bytes = tensor(planarImages.Slice(start * imageBytes, n * imageBytes).ToArray(), dtype: ScalarType.Byte).reshape(n, 3, ImageSize, ImageSize);
-                var predicted = forward(Pixels.Normalize(bytes)).argmax(1).data<long>().ToArray();
+                var logits = forward(Pixels.Normalize(bytes));
+                // NaN logits would all read as class 0; on this CPU the convolutions have given NaN on some runs and not
+                // on others with the same input (cause not found), so a count is refused rather than skewed.
+                if (!logits.isfinite().all().item<bool>())
+                    throw new InvalidOperationException($"the classifier's logits are not finite for images {start}-{start + n - 1}; its counts would be wrong (run it again)");
+                var predicted = logits.argmax(1).data<long>().ToArray();
                 for (int i = 0; i < n; i++) labels[start + i] = (int)predicted[i];
             }
         }
@@ -173,10 +178,12 @@ public sealed class SampleClassifier : Module<Tensor, Tensor>
                 using var scope = NewDisposeScope();
                 var images = Pixels.Normalize(tensor(bytes.AsSpan(0, n * data.ImageByteCount).ToArray(), dtype: ScalarType.Byte).reshape(n, 3, data.Height, data.Width));
                 var loss = functional.cross_entropy(call(images), tensor(labels.AsSpan(0, n).ToArray()), classWeights);
+                float value = loss.item<float>();
+                if (!float.IsFinite(value)) throw new InvalidOperationException($"the classifier's training loss is {value} at step {step + 1}");
                 optimizer.zero_grad();
                 loss.backward();
                 optimizer.step();
-                lossSum += loss.item<float>() * n;
+                lossSum += value * n;
             }
             onEpoch?.Invoke(epoch + 1, lossSum / data.Count);
         }

@@ -115,6 +115,16 @@ public sealed class SampleClassifierTests : IDisposable
         Assert.Throws<ArgumentException>(() => classifier.Predict(new byte[3 * 64 * 2 - 1], 2));
     }
 
+    [Fact]
+    public void NonFiniteLogitsAreRefusedNotCountedAsClassZero()
+    {
+        using var classifier = new SampleClassifier(8, ["a", "b"], 8);
+        using (TorchSharp.torch.no_grad())
+            foreach (var parameter in classifier.parameters()) parameter.fill_(float.NaN);
+        var error = Assert.Throws<InvalidOperationException>(() => classifier.Predict(new byte[3 * 64 * 2], 2));
+        Assert.Contains("not finite", error.Message);
+    }
+
     [Theory]
     [InlineData(6, 2, 8)]    // two 2× poolings need a multiple of 4
     [InlineData(8, 1, 8)]    // one class is nothing to tell apart
