@@ -21,11 +21,11 @@ sealed class JobExecution(IJobStore store, IJobExecutor executor, JobRunnerOptio
             logger.LogWarning("Job {Id}: its record is gone (expired?); dropped", id);
             return;
         }
-        if (record.IsFinished) { await store.ReleaseLeaseAsync(id, Owner); return; }
+        if (record.IsFinished) { await ReleaseAsync(job); return; }
         if (job.Reason == StopReason.Cancelled || await store.IsCancelRequestedAsync(id))
         {
             await FinishAsync(record, JobStatus.Cancelled, null);
-            await store.ReleaseLeaseAsync(id, Owner);
+            await ReleaseAsync(job);
             return;
         }
         var checkpoint = await store.LoadCheckpointAsync(id);
@@ -127,7 +127,7 @@ sealed class JobExecution(IJobStore store, IJobExecutor executor, JobRunnerOptio
         }
         finally
         {
-            if (release) await SafeAsync(() => store.ReleaseLeaseAsync(id, Owner));
+            if (release) await SafeAsync(() => ReleaseAsync(job));
         }
     }
 
@@ -148,6 +148,13 @@ sealed class JobExecution(IJobStore store, IJobExecutor executor, JobRunnerOptio
         counters.Finished(status);
         await AppendEventAsync(record.Id, new JobEvent("", status, finished.Step, finished.Steps, finished.DoneFraction, null, error));
         return finished;
+    }
+
+    /// <summary>Releases the lease of a job this replica is done with, marking it released first (see <see cref="OwnedJob.Released"/>).</summary>
+    public Task ReleaseAsync(OwnedJob job)
+    {
+        job.Released = true;
+        return store.ReleaseLeaseAsync(job.Id, Owner);
     }
 
     /// <summary>Appends an event signed with this replica's name.</summary>

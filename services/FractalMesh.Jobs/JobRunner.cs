@@ -84,7 +84,7 @@ public sealed class JobRunner : IAsyncDisposable
         foreach (var job in jobs.Snapshot()) job.Cancel(StopReason.Shutdown);
         try { await Task.WhenAll(loops); }
         catch (OperationCanceledException) { }
-        foreach (var job in jobs.Clear()) await execution.SafeAsync(() => store.ReleaseLeaseAsync(job.Id, Owner));
+        foreach (var job in jobs.Clear()) await execution.SafeAsync(() => execution.ReleaseAsync(job));
     }
 
     public async ValueTask DisposeAsync()
@@ -133,7 +133,7 @@ public sealed class JobRunner : IAsyncDisposable
         {
             mine!.Finished.TrySetResult();
             record = await execution.FinishAsync(record, JobStatus.Cancelled, null);
-            await store.ReleaseLeaseAsync(id, Owner, CancellationToken.None);
+            await execution.ReleaseAsync(mine);
             await PublishQueuePositionsAsync();
             return record;
         }

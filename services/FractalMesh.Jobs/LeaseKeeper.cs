@@ -49,6 +49,11 @@ sealed class LeaseKeeper(IJobStore store, OwnedJobs jobs, JobRunnerOptions optio
                 else job.Cancel(StopReason.LostLease);
                 logger.LogWarning("Job {Id}: lease lost to another replica", job.Id);
             }
+            else if (job.Released)
+            {
+                // Finished and released while this beat renewed it: release it again, or it would outlive its job.
+                await store.ReleaseLeaseAsync(job.Id, Owner);
+            }
             else
             {
                 // Queued jobs write nothing until they run: without this their record would expire on a long queue.

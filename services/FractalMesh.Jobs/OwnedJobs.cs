@@ -15,6 +15,11 @@ sealed class OwnedJob(string id, DateTimeOffset createdAt)
     public bool Running;
     /// <summary>The queue position last announced in an event; guarded by <see cref="OwnedJobs"/>' lock.</summary>
     public int PublishedPosition;
+    /// <summary>
+    /// Set before this replica releases the job's lease on the way out. A heartbeat that renewed the lease in between
+    /// (it took its snapshot while the job was still held) sees this after its renewal and releases the lease again.
+    /// </summary>
+    public volatile bool Released;
 
     public void Cancel(StopReason reason)
     {
