@@ -127,9 +127,7 @@ public sealed class SampleClassifier : Module<Tensor, Tensor>
         if (options.Batch < 1) throw new ArgumentOutOfRangeException(nameof(options), options.Batch, "Batch: at least 1");
         if (data.Height != data.Width) throw new ArgumentException($"the classifier takes square images, the data is {data.Width}×{data.Height}", nameof(data));
         manual_seed(options.Seed);
-        // A split without a manifest beside it has labels but no names.
-        var names = data.ClassNames.Count > 0 ? data.ClassNames : Enumerable.Range(0, data.Labels.Max() + 1).Select(k => $"class {k}").ToArray();
-        var model = new SampleClassifier(data.Height, names, options.Width);
+        var model = new SampleClassifier(data.Height, ClassNamesOf(data), options.Width);
         try
         {
             model.Fit(data, options, onEpoch);
@@ -141,6 +139,10 @@ public sealed class SampleClassifier : Module<Tensor, Tensor>
             throw;
         }
     }
+
+    /// <summary>The classes a classifier trained on <paramref name="data"/> tells apart: the manifest's names, or "class k" up to the largest label when the split has no manifest beside it.</summary>
+    public static IReadOnlyList<string> ClassNamesOf(ImageDataset data) =>
+        data.ClassNames.Count > 0 ? data.ClassNames : Enumerable.Range(0, data.Labels.Max() + 1).Select(k => $"class {k}").ToArray();
 
     /// <summary>The training loop of <see cref="Train"/>, on this classifier's current weights.</summary>
     public void Fit(ImageDataset data, ClassifierOptions options, Action<int, double>? onEpoch = null)

@@ -36,15 +36,16 @@ public static class ClassifierCommand
         var test = ImageDataset.Load(testPath);
         if (test.Height != train.Height || test.Width != train.Width || !test.ClassNames.SequenceEqual(train.ClassNames))
             throw new UsageException($"--test: {testPath} does not match {dataPath} (size or class names differ)");
-        Console.WriteLine($"classifier of width {options.Width} on {train.Count} images of {train.Width}×{train.Height}, {train.Labels.Max() + 1} classes, {options.Epochs} epochs");
+        int classes = SampleClassifier.ClassNamesOf(train).Count;
+        if (test.Labels.Any(label => label >= classes))
+            throw new UsageException($"--test: {testPath} has label {test.Labels.Max()}, the training split {classes} classes");
+        Console.WriteLine($"classifier of width {options.Width} on {train.Count} images of {train.Width}×{train.Height}, {classes} classes, {options.Epochs} epochs");
         var timer = Stopwatch.StartNew();
         using var classifier = SampleClassifier.Train(train, options,
             (epoch, loss) => Console.WriteLine($"  epoch {epoch}/{options.Epochs}  loss {loss:F4}  {timer.Elapsed.TotalSeconds:F0}s"));
         classifier.Save(output);
         var predicted = classifier.Predict(test.Pixels, test.Count);
         Console.WriteLine($"on the test split ({test.Count} images):");
-        if (test.Labels.Any(label => label >= classifier.ClassNames.Count))
-            throw new UsageException($"--test: {testPath} has label {test.Labels.Max()}, the training split {classifier.ClassNames.Count} classes");
         PrintAgreement(SampleClassifier.Agreement(predicted, test.Labels, classifier.ClassNames.Count), classifier.ClassNames);
         Console.WriteLine($"wrote {output}");
         return 0;
