@@ -2,6 +2,7 @@ using FractalMesh.Cli.Commands;
 using FractalMesh.Data;
 using FractalMesh.Imaging;
 using FractalMesh.Model.Checkpoints;
+using FractalMesh.Model.Sampling;
 using FractalMesh.Model.Config;
 using Xunit;
 
@@ -169,6 +170,46 @@ public sealed class CommandLineTests : IDisposable
         string output = Path.Combine(dir, "grown.safetensors");
         var (code, _, err) = Run("grow", TinyModel(), levelOption, level, blocksOption, blocks, "--out", output);
         Assert.Equal(2, code);
+        Assert.Contains(message, err);
+        Assert.False(File.Exists(output));
+    }
+
+    [Fact]
+    public void ExportStoresRecommendedSettingsThatGenerateNamesAndAnotherExportKeeps()
+    {
+        string exported = Path.Combine(dir, "recommended.safetensors");
+        var (code, output, err) = Run("export", TinyModel(), "--out", exported, "--half", "--recommend", "cfg=3,schedule=constant,temperature=1.1");
+        Assert.True(code == 0, err);
+        Assert.Contains($"wrote {exported}", output);
+        var expected = new RecommendedSampling(3f, "constant", 1.1f, "constant");
+        Assert.Equal(expected, ModelCheckpoint.ReadRecommendedSampling(exported));
+        Assert.Null(ModelCheckpoint.ReadRecommendedSampling(TinyModel()));
+
+        string again = Path.Combine(dir, "again.safetensors");
+        (code, _, err) = Run("export", exported, "--out", again);
+        Assert.True(code == 0, err);
+        Assert.Equal(expected, ModelCheckpoint.ReadRecommendedSampling(again));
+
+        // generate names them when sampling otherwise, and says nothing when sampling at them.
+        (code, output, err) = Run("generate", "--model", exported, "--class", "1", "--iters", "2,2", "--out", Path.Combine(dir, "official"));
+        Assert.True(code == 0, err);
+        Assert.Contains("the model recommends --cfg 3 --schedule constant --temperature 1.1 ", output);
+        (code, output, err) = Run("generate", "--model", exported, "--class", "1", "--iters", "2,2", "--cfg", "3", "--schedule", "constant",
+            "--temperature", "1.1", "--out", Path.Combine(dir, "recommended"));
+        Assert.True(code == 0, err);
+        Assert.DoesNotContain("recommends", output);
+    }
+
+    [Theory]
+    [InlineData("cfg=0", "cfg: 0 is outside 1..50")]
+    [InlineData("guidance=4", "guidance is not a setting")]
+    [InlineData("schedule=cosine", "schedule: 'cosine' is not linear or constant")]
+    public void ExportRefusesABadRecommendationNamingTheOption(string settings, string message)
+    {
+        string output = Path.Combine(dir, "refused.safetensors");
+        var (code, _, err) = Run("export", TinyModel(), "--out", output, "--recommend", settings);
+        Assert.Equal(2, code);
+        Assert.Contains("--recommend", err);
         Assert.Contains(message, err);
         Assert.False(File.Exists(output));
     }

@@ -1,4 +1,5 @@
 using System.Diagnostics;
+using System.Globalization;
 using System.Net;
 using System.Text;
 using System.Text.Json;
@@ -25,6 +26,17 @@ public sealed class WebPageTests(WebFixture web, ITestOutputHelper output)
         var timer = Stopwatch.StartNew();
         await using var page = await web.OpenAsync();
         var p = page.Page;
+        // The form starts from the settings the demo model recommends (its metadata, through GET /v1/model).
+        using var described = JsonDocument.Parse(await web.Rest.GetStringAsync("/v1/model"));
+        var recommended = described.RootElement.GetProperty("recommended");
+        Assert.Equal(JsonValueKind.Object, recommended.ValueKind);
+        Assert.Equal(recommended.GetProperty("cfg").GetSingle(), float.Parse(await p.InputValueAsync("#cfg"), CultureInfo.InvariantCulture));
+        Assert.Equal(recommended.GetProperty("temperature").GetSingle(), float.Parse(await p.InputValueAsync("#temperature"), CultureInfo.InvariantCulture));
+        string cfgSchedule = recommended.GetProperty("cfgSchedule").GetString()!;
+        Assert.Equal(cfgSchedule, await p.InputValueAsync("#cfg-schedule"));
+        Assert.Equal(recommended.GetProperty("temperatureSchedule").GetString(), await p.InputValueAsync("#temperature-schedule"));
+        Assert.Contains("recommended settings", await p.TextContentAsync("#model-info"));
+
         await p.SelectOptionAsync("#class", "2"); // Animals & Nature
         await p.FillAsync("#seed", "7");
         await p.FillAsync("#cfg", "3");
@@ -51,9 +63,10 @@ public sealed class WebPageTests(WebFixture web, ITestOutputHelper output)
         // temperature 2 gives other bytes, so the page sent the schedule).
         var downloaded = await DownloadAsync(p, "generated.png");
         Assert.Equal(DataUrlBytes(finalSrc), downloaded);
-        var expected = await GenerateSyncAsync("""{"classLabels":[2],"count":1,"seed":"7","params":{"cfg":3,"temperature":2,"temperatureSchedule":"linear","numIter":[16,8]}}""");
+        // The guidance schedule is the recommended one the form started with.
+        var expected = await GenerateSyncAsync($$$"""{"classLabels":[2],"count":1,"seed":"7","params":{"cfg":3,"cfgSchedule":"{{{cfgSchedule}}}","temperature":2,"temperatureSchedule":"linear","numIter":[16,8]}}""");
         Assert.Equal(Pixels(expected), Pixels(downloaded));
-        var constant = await GenerateSyncAsync("""{"classLabels":[2],"count":1,"seed":"7","params":{"cfg":3,"temperature":2,"numIter":[16,8]}}""");
+        var constant = await GenerateSyncAsync($$$"""{"classLabels":[2],"count":1,"seed":"7","params":{"cfg":3,"cfgSchedule":"{{{cfgSchedule}}}","temperature":2,"numIter":[16,8]}}""");
         Assert.NotEqual(Pixels(constant), Pixels(downloaded));
         Assert.Contains("Animals & Nature · seed 7", await p.TextContentAsync("#status"));
 
@@ -283,6 +296,13 @@ public sealed class WebPageTests(WebFixture web, ITestOutputHelper output)
         Assert.Equal([64, 16], m.GetProperty("patchesPerLevel").EnumerateArray().Select(e => e.GetInt32()));
         Assert.Equal([16, 8], m.GetProperty("defaultNumIter").EnumerateArray().Select(e => e.GetInt32()));
         Assert.Equal(50, m.GetProperty("limits").GetProperty("maxCfg").GetSingle());
+        // The demo model's recommended settings, as `fractalmesh export --recommend` stored them.
+        var r = m.GetProperty("recommended");
+        Assert.InRange(r.GetProperty("cfg").GetSingle(), 1, 50);
+        Assert.Contains(r.GetProperty("cfgSchedule").GetString(), new[] { "linear", "constant" });
+        Assert.InRange(r.GetProperty("temperature").GetSingle(), 0.01f, 100);
+        Assert.Contains(r.GetProperty("temperatureSchedule").GetString(), new[] { "linear", "constant" });
+        Assert.Equal(4, r.EnumerateObject().Count());
     }
 
     async Task<string> SubmitAsync(string json)

@@ -2,6 +2,7 @@ using System.Collections.Frozen;
 using System.Security.Cryptography;
 using FractalMesh.Gateway.Generation;
 using FractalMesh.Gateway.Validation;
+using FractalMesh.Model.Sampling;
 using Microsoft.Extensions.Options;
 
 namespace FractalMesh.Gateway.Extensions;
@@ -39,7 +40,8 @@ public static class WebPageExtensions
         model.Levels,
         model.SeqLens,
         model.DefaultNumIter,
-        new ModelLimits(1, RequestValidator.MaxCfg, RequestValidator.MaxTemperature, limits.MaxImagesPerRequest, limits.MaxImageBytes));
+        new ModelLimits(1, RequestValidator.MaxCfg, RequestValidator.MaxTemperature, limits.MaxImagesPerRequest, limits.MaxImageBytes),
+        model.Recommended);
 
     /// <summary>What <c>GET /v1/model</c> answers.</summary>
     /// <param name="ImageSize">Side of the square canvas in pixels; inpaint images and masks must be exactly this size.</param>
@@ -49,8 +51,13 @@ public static class WebPageExtensions
     /// <param name="PatchesPerLevel">Patches per level: the most iterations a level can take.</param>
     /// <param name="DefaultNumIter">Iterations per level when a request leaves <c>numIter</c> empty.</param>
     /// <param name="Limits">Ranges the gateway enforces.</param>
+    /// <param name="Recommended">
+    /// The sampling settings the checkpoint recommends for its best samples (<c>cfg</c>, <c>cfgSchedule</c>,
+    /// <c>temperature</c>, <c>temperatureSchedule</c>), or null. The page starts its form from them; a request that leaves
+    /// a setting out still gets the official default.
+    /// </param>
     public sealed record ModelInfo(int ImageSize, int ClassCount, string[] ClassNames, int Levels, int[] PatchesPerLevel,
-        int[] DefaultNumIter, ModelLimits Limits);
+        int[] DefaultNumIter, ModelLimits Limits, RecommendedSampling? Recommended);
 
     /// <summary>Request ranges: guidance in [MinCfg, MaxCfg], temperature in (0, MaxTemperature], images and PNG sizes.</summary>
     public sealed record ModelLimits(float MinCfg, float MaxCfg, float MaxTemperature, int MaxImagesPerRequest, int MaxImageBytes);

@@ -42,7 +42,8 @@ public sealed class GatewayModel : IDisposable
                 TorchSharp.torch.get_num_threads());
         }
         var seqLens = Enumerable.Range(0, config.Levels).Select(config.SeqLen).ToArray();
-        Description = new ModelDescription(config.ImageSizes[0], config.ClassNum, seqLens, SamplingOptions.DefaultNumIter(config), ModelCheckpoint.ReadClassNames(o.ModelPath));
+        Description = new ModelDescription(config.ImageSizes[0], config.ClassNum, seqLens, SamplingOptions.DefaultNumIter(config), ModelCheckpoint.ReadClassNames(o.ModelPath),
+            ModelCheckpoint.ReadRecommendedSampling(o.ModelPath));
         logger.LogInformation("Serving {Size}×{Size} images, {Classes} classes, {Levels} levels (patches per level {SeqLens})",
             Description.ImageSize, Description.ImageSize, Description.ClassCount, Description.Levels, string.Join(",", seqLens));
     }

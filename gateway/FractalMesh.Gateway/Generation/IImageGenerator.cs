@@ -34,7 +34,9 @@ public sealed record ImageJob(IReadOnlyList<ImageRequest> Images, SamplingOption
 /// <param name="SeqLens">Patches per level, one entry per level; num_iter[l] ranges over 1..SeqLens[l].</param>
 /// <param name="DefaultNumIter">Iterations per level when a request leaves num_iter empty (as the command line's default).</param>
 /// <param name="ClassNames">Class names in label order where the checkpoint has them, else empty.</param>
-public sealed record ModelDescription(int ImageSize, int ClassCount, int[] SeqLens, int[] DefaultNumIter, IReadOnlyList<string> ClassNames)
+/// <param name="Recommended">The sampling settings the checkpoint recommends, where it does; requests' defaults stay official.</param>
+public sealed record ModelDescription(int ImageSize, int ClassCount, int[] SeqLens, int[] DefaultNumIter, IReadOnlyList<string> ClassNames,
+    RecommendedSampling? Recommended = null)
 {
     public int Levels => SeqLens.Length;
 }

@@ -1,6 +1,6 @@
 // FractalMesh web page: generate through the Jobs API and watch every level-0 step, paint a mask and inpaint, outpaint,
 // cancel, download. Plain JavaScript, no build step; it talks only to the gateway's REST API (see protos/fractalmesh.proto):
-//   GET /v1/model              the served model (canvas size, classes, levels, default iterations)
+//   GET /v1/model              the served model (canvas size, classes, levels, default iterations, recommended settings)
 //   POST /v1/jobs              submit {generate|inpaint|outpaint: …}
 //   GET /v1/jobs/{id}/events   newline-delimited JSON JobEvents, one per line, with preview PNGs (base64)
 //   GET /v1/jobs/{id}          the job's state (after a dropped stream)
@@ -659,6 +659,17 @@ async function start() {
   const m = state.model;
   ui.modelInfo.textContent = `${m.imageSize}×${m.imageSize} pixels · ${m.classCount} classes · ${m.levels} levels ` +
     `(${m.patchesPerLevel.join(', ')} patches)`;
+  // The form starts from the settings the model recommends for its best samples, where it carries them (the API's
+  // defaults stay the official ones; the page sends every setting it shows).
+  const r = m.recommended;
+  if (r) {
+    ui.cfg.value = String(r.cfg);
+    ui.cfgSchedule.value = r.cfgSchedule;
+    ui.temperature.value = String(r.temperature);
+    ui.temperatureSchedule.value = r.temperatureSchedule;
+    ui.modelInfo.textContent += ` · the form starts from the model's recommended settings (guidance ${r.cfg} ${r.cfgSchedule}, ` +
+      `temperature ${r.temperature} ${r.temperatureSchedule})`;
+  }
   ui.cls.replaceChildren(...m.classNames.map((name, i) => new Option(name === `class ${i}` ? name : `${i}: ${name}`, String(i))),
     new Option('unconditional (no class)', '-1'));
   ui.iterations.replaceChildren(...m.patchesPerLevel.map((patches, level) => {

@@ -3,6 +3,7 @@ using FractalMesh.Model.Checkpoints;
 using FractalMesh.Model.Config;
 using FractalMesh.Model.Modules;
 using FractalMesh.Model.Reference;
+using FractalMesh.Model.Sampling;
 using FractalMesh.Training;
 using static TorchSharp.torch;
 
@@ -76,22 +77,32 @@ public static class ModelCommands
         return 0;
     }
 
-    /// <summary><c>export RUN --out FILE [--half] [--classes-from MANIFEST]</c>: a trained checkpoint for shipping.</summary>
+    /// <summary><c>export RUN --out FILE [--half] [--classes-from MANIFEST] [--recommend SETTINGS]</c>: a trained checkpoint for shipping.</summary>
     public static Command Export()
     {
-        var input = new Argument<string>("RUN") { Description = "a training run's folder (its latest state) or a checkpoint file" };
+        var input = new Argument<string>("RUN") { Description = "a training run's folder (its latest state) or a checkpoint file (its class names and recommended settings are kept)" };
         var output = CliOptions.Required("--out", "FILE", "where to write the .safetensors");
         var half = CliOptions.Flag("--half", "store the weights in half precision");
         var manifest = CliOptions.Text("--classes-from", "MANIFEST", "a dataset's manifest.json whose class names go into the checkpoint");
-        var command = new Command("export", "write a trained checkpoint for shipping") { input, output, half, manifest };
-        command.SetAction(r => Export(r.GetValue(input)!, r.GetValue(output)!, r.GetValue(half), r.GetValue(manifest)));
+        var recommend = CliOptions.Text("--recommend", "SETTINGS",
+            "the sampling settings that draw this model's best samples, e.g. cfg=4,schedule=constant,temperature=1.2 (the web page starts from them)");
+        var command = new Command("export", "write a trained checkpoint for shipping") { input, output, half, manifest, recommend };
+        command.SetAction(r => Export(r.GetValue(input)!, r.GetValue(output)!, r.GetValue(half), r.GetValue(manifest), r.GetValue(recommend)));
         return command;
     }
 
-    static int Export(string input, string output, bool half, string? manifest)
+    static int Export(string input, string output, bool half, string? manifest, string? recommend)
     {
         input = CheckpointOf(input, "RUN");
         var metadata = new Dictionary<string, string>();
+        // A shipped checkpoint exported again (to half precision, or with new settings) keeps what it said about itself.
+        foreach (var (key, value) in SafeTensors.ReadMetadata(input))
+            if (key is ModelCheckpoint.ClassNamesKey or RecommendedSampling.MetadataKey) metadata[key] = value;
+        if (recommend is not null)
+        {
+            try { metadata[RecommendedSampling.MetadataKey] = RecommendedSampling.Parse(recommend).ToJson(); }
+            catch (FormatException e) { throw new UsageException($"--recommend: {e.Message}"); }
+        }
         if (manifest is not null)
         {
             if (!File.Exists(manifest)) throw new UsageException($"--classes-from: {manifest} not found");

@@ -1,5 +1,6 @@
 using FractalMesh.Model.Config;
 using FractalMesh.Model.Modules;
+using FractalMesh.Model.Sampling;
 using TorchSharp;
 using static TorchSharp.torch;
 
@@ -190,14 +191,23 @@ public static class ModelCheckpoint
     public const string ClassNamesKey = "class_names";
 
     /// <summary>The class names stored with a FractalMesh checkpoint, or an empty list.</summary>
-    public static IReadOnlyList<string> ReadClassNames(string path)
-    {
-        if (!File.Exists(path) || Directory.Exists(path) || !path.EndsWith(".safetensors", StringComparison.OrdinalIgnoreCase)) return [];
-        var metadata = SafeTensors.ReadMetadata(path);
-        return metadata.TryGetValue(ClassNamesKey, out var json)
+    public static IReadOnlyList<string> ReadClassNames(string path) =>
+        MetadataOf(path).TryGetValue(ClassNamesKey, out var json)
             ? System.Text.Json.JsonSerializer.Deserialize<string[]>(json) ?? []
             : [];
-    }
+
+    /// <summary>
+    /// The sampling settings stored with a FractalMesh checkpoint (<see cref="RecommendedSampling.MetadataKey"/>), or null
+    /// where it has none (any other model file). Throws <see cref="InvalidDataException"/> when the entry is malformed.
+    /// </summary>
+    public static RecommendedSampling? ReadRecommendedSampling(string path) =>
+        MetadataOf(path).TryGetValue(RecommendedSampling.MetadataKey, out var json) ? RecommendedSampling.FromJson(json) : null;
+
+    /// <summary>A safetensors file's metadata, read from its header; empty for anything else (an official .pth, a folder).</summary>
+    static IReadOnlyDictionary<string, string> MetadataOf(string path) =>
+        File.Exists(path) && path.EndsWith(".safetensors", StringComparison.OrdinalIgnoreCase)
+            ? SafeTensors.ReadMetadata(path)
+            : new Dictionary<string, string>();
 
     static (List<KeyValuePair<string, Tensor>> Tensors, Dictionary<string, string> Metadata) ReadOwn(string path)
     {

@@ -6,6 +6,9 @@ namespace FractalMesh.Model.Sampling;
 /// <summary>How to sample (the official defaults: temperature 1, filter 1e-4, linear guidance at level 0).</summary>
 public sealed record SamplingOptions
 {
+    /// <summary>The largest guidance scale and temperature a request may ask for.</summary>
+    public const float MaxCfg = 50f, MaxTemperature = 100f;
+
     /// <summary>Guidance scale; 1 turns guidance off.</summary>
     public float Cfg { get; init; } = 1.0f;
     /// <summary>Multiplies the logits (the reference's convention: higher is sharper).</summary>
