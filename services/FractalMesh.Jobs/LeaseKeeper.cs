@@ -38,9 +38,14 @@ sealed class LeaseKeeper(IJobStore store, OwnedJobs jobs, JobRunnerOptions optio
         }
     }
 
-    async Task BeatAsync()
+    Task BeatAsync() => BeatAsync(jobs.Snapshot());
+
+    /// <summary>
+    /// One beat over <paramref name="held"/>, the jobs held when the beat began: a job may finish and release its lease
+    /// while the beat works through them (the tests hand it a snapshot taken before such a release).
+    /// </summary>
+    internal async Task BeatAsync(IReadOnlyList<OwnedJob> held)
     {
-        var held = jobs.Snapshot();
         foreach (var job in held)
         {
             if (!await store.TryLeaseAsync(job.Id, Owner, options.LeaseTtl))
