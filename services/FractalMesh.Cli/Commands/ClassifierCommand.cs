@@ -17,7 +17,7 @@ public static class ClassifierCommand
         var test = CliOptions.Text("--test", "FILE", "the test split it is checked on (default test.fmds beside --data)");
         var output = CliOptions.Required("--out", "FILE", "where to write the classifier (.safetensors)");
         var epochs = CliOptions.Int("--epochs", "passes over the training split", new ClassifierOptions().Epochs, min: 1, max: 1000);
-        var width = CliOptions.Int("--width", "channels of the first convolutions (then 2× and 4×)", new ClassifierOptions().Width, min: 8, max: 512);
+        var width = CliOptions.Int("--width", "channels of the first convolutions (then 2× and 4×)", new ClassifierOptions().Width, min: 1, max: 512);
         var seed = CliOptions.Int("--seed", "seed of the weights and the image order", 0, min: 0);
         var command = new Command("classifier",
             "train a small image classifier on a dataset's classes, to score generated samples (generate --classifier); prints its test accuracy per class")
