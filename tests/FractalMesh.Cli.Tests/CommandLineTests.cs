@@ -214,6 +214,28 @@ public sealed class CommandLineTests : IDisposable
         Assert.False(File.Exists(output));
     }
 
+    [Theory]
+    [InlineData("generate")]
+    [InlineData("export")]
+    [InlineData("grow")]
+    public void AMalformedModelFileFailsWithOneLineNotAStackTrace(string command)
+    {
+        string bad = Path.Combine(dir, "bad.safetensors");
+        File.WriteAllText(bad, "not a safetensors file");
+        string output = Path.Combine(dir, "out.safetensors");
+        string[] args = command switch
+        {
+            "generate" => ["generate", "--model", bad, "--out", dir],
+            "export" => ["export", bad, "--out", output],
+            _ => ["grow", bad, "--blocks", "4", "--out", output],
+        };
+        var (code, _, err) = Run(args);
+        Assert.Equal(1, code);
+        Assert.Contains("is not a valid safetensors file", err);
+        Assert.Single(err.Trim().Split('\n'));
+        Assert.False(File.Exists(output));
+    }
+
     [Fact]
     public void InpaintKeepsUnmaskedPixelsByteForByte()
     {

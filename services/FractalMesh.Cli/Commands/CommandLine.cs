@@ -16,6 +16,9 @@ public static class CommandLine
     /// <summary>Exit code of a usage mistake.</summary>
     public const int UsageError = 2;
 
+    /// <summary>Exit code of work that failed on what it was given or found.</summary>
+    public const int WorkFailed = 1;
+
     /// <summary>Every command, as <c>fractalmesh --help</c> lists them.</summary>
     public static RootCommand Create() => new("fractalmesh: tools for fractal generative models (Li, Sun, Fan, He 2025)")
     {
@@ -60,6 +63,13 @@ public static class CommandLine
         {
             Console.Error.WriteLine($"fractalmesh: {e.Message}");
             return UsageError;
+        }
+        catch (Exception e) when (e is InvalidDataException or IOException or UnauthorizedAccessException or InvalidOperationException)
+        {
+            // The work failed on what it was given or found (a malformed model file, a full disk, a refused result): one
+            // line saying why, not a stack trace.
+            Console.Error.WriteLine($"fractalmesh: {e.Message}");
+            return WorkFailed;
         }
     }
 
