@@ -667,8 +667,8 @@ async function start() {
     ui.cfgSchedule.value = r.cfgSchedule;
     ui.temperature.value = String(r.temperature);
     ui.temperatureSchedule.value = r.temperatureSchedule;
-    ui.modelInfo.textContent += ` · the form starts from the model's recommended settings (guidance ${r.cfg} ${r.cfgSchedule}, ` +
-      `temperature ${r.temperature} ${r.temperatureSchedule})`;
+    ui.modelInfo.textContent += ` · recommended settings: guidance ${r.cfg} ${r.cfgSchedule}, temperature ${r.temperature}` +
+      (r.temperatureSchedule === 'linear' ? ' linear' : '');
   }
   ui.cls.replaceChildren(...m.classNames.map((name, i) => new Option(name === `class ${i}` ? name : `${i}: ${name}`, String(i))),
     new Option('unconditional (no class)', '-1'));
