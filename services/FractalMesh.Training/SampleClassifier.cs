@@ -247,7 +247,7 @@ public sealed class SampleClassifier : Module<Tensor, Tensor>
 /// Why not <c>Conv2d</c>: on this repository's CPU machine (AVX-512), libtorch 2.10's float32 <c>conv2d</c> returns wrong
 /// values, off by about 3 on outputs of about 7 and sometimes NaN, whenever the input channels are above 16 and not a multiple
 /// of 16 (20, 24, 28, 40 …) with a batch of 8 or more; <c>unfold</c> and <c>matmul</c> agree with float64 there
-/// (<c>SampleClassifierTests.ItsConvolutionsAgreeWithAFloat64Reference</c>).
+/// (<c>SampleClassifierTests.ItsConvolutionsAgreeWithAFloat64Copy</c>).
 /// </summary>
 sealed class Conv3x3 : Module<Tensor, Tensor>
 {

@@ -43,9 +43,20 @@ public sealed class GatewayModel : IDisposable
         }
         var seqLens = Enumerable.Range(0, config.Levels).Select(config.SeqLen).ToArray();
         Description = new ModelDescription(config.ImageSizes[0], config.ClassNum, seqLens, SamplingOptions.DefaultNumIter(config), ModelCheckpoint.ReadClassNames(o.ModelPath),
-            ModelCheckpoint.ReadRecommendedSampling(o.ModelPath));
+            RecommendedOrNone(o.ModelPath));
         logger.LogInformation("Serving {Size}×{Size} images, {Classes} classes, {Levels} levels (patches per level {SeqLens})",
             Description.ImageSize, Description.ImageSize, Description.ClassCount, Description.Levels, string.Join(",", seqLens));
+    }
+
+    /// <summary>The checkpoint's recommended settings; a malformed entry is advice lost, not a reason to stop serving.</summary>
+    RecommendedSampling? RecommendedOrNone(string path)
+    {
+        try { return ModelCheckpoint.ReadRecommendedSampling(path); }
+        catch (InvalidDataException e)
+        {
+            logger.LogWarning("Ignoring the checkpoint's recommended settings: {Reason}", e.Message);
+            return null;
+        }
     }
 
     /// <summary>The served model's shape: what requests are validated against.</summary>

@@ -64,9 +64,9 @@ public static class CommandLine
             Console.Error.WriteLine($"fractalmesh: {e.Message}");
             return UsageError;
         }
-        catch (Exception e) when (e is InvalidDataException or IOException or UnauthorizedAccessException or InvalidOperationException)
+        catch (Exception e) when (e is InvalidDataException or IOException or UnauthorizedAccessException)
         {
-            // The work failed on what it was given or found (a malformed model file, a full disk, a refused result): one
+            // The work failed on what it was given or found (a malformed model file, a missing or unreadable file): one
             // line saying why, not a stack trace.
             Console.Error.WriteLine($"fractalmesh: {e.Message}");
             return WorkFailed;

@@ -143,7 +143,7 @@ public static class ModelCommands
     static int Grow(string input, int level, int blocks, string output, long seed, bool half)
     {
         input = CheckpointOf(input, "MODEL");
-        var metadata = SafeTensors.ReadMetadata(input).Where(kv => kv.Key == ModelCheckpoint.ClassNamesKey).ToDictionary();
+        var metadata = SafeTensors.ReadMetadata(input).Where(kv => kv.Key is ModelCheckpoint.ClassNamesKey or RecommendedSampling.MetadataKey).ToDictionary();
         using var source = ModelCheckpoint.Load(input);
         if (level >= source.Config.Blocks.Length)
             throw new UsageException($"--level: {level} is not a level of this model (0 to {source.Config.Blocks.Length - 1}; the last is the pixel head)");
