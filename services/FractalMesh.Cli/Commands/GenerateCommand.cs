@@ -130,7 +130,7 @@ public static class GenerateCommand
         var sampler = new FractalSampler(model);
         var options = new SamplingOptions { Cfg = cfg, Temperature = temperature, FilterThreshold = filter, LinearCfg = s.Schedule == "linear", LinearTemperature = s.TemperatureSchedule == "linear", NumIter = numIter };
         if (ModelCheckpoint.ReadRecommendedSampling(modelPath) is { } recommended
-            && (recommended.Cfg != cfg || recommended.LinearCfg != options.LinearCfg || recommended.Temperature != temperature || recommended.LinearTemperature != options.LinearTemperature))
+            && recommended != new RecommendedSampling(cfg, s.Schedule, temperature, s.TemperatureSchedule))
             Console.WriteLine($"the model recommends {recommended.AsOptions()} (its author's choice for its best samples)");
         Console.WriteLine($"{mode}: {requests.Count} image(s) of {size}×{size}, classes {string.Join(", ", labels.Distinct().Select(l => Name(l, names)))}, iterations {string.Join(",", numIter)}, cfg {cfg.ToString(CultureInfo.InvariantCulture)}, temperature {temperature.ToString(CultureInfo.InvariantCulture)}{(options.LinearTemperature ? " (linear from 1)" : "")}");
         var timer = Stopwatch.StartNew();
