@@ -178,10 +178,10 @@ public sealed class CommandLineTests : IDisposable
     public void ExportStoresRecommendedSettingsThatGenerateNamesAndAnotherExportKeeps()
     {
         string exported = Path.Combine(dir, "recommended.safetensors");
-        var (code, output, err) = Run("export", TinyModel(), "--out", exported, "--half", "--recommend", "cfg=3,schedule=constant,temperature=1.1");
+        var (code, output, err) = Run("export", TinyModel(), "--out", exported, "--half", "--recommend", "cfg=3,schedule=constant,temperature=1.1,filter=0.002");
         Assert.True(code == 0, err);
         Assert.Contains($"wrote {exported}", output);
-        var expected = new RecommendedSampling(3f, "constant", 1.1f, "constant");
+        var expected = new RecommendedSampling(3f, "constant", 1.1f, "constant", 0.002f);
         Assert.Equal(expected, ModelCheckpoint.ReadRecommendedSampling(exported));
         Assert.Null(ModelCheckpoint.ReadRecommendedSampling(TinyModel()));
 
@@ -193,9 +193,9 @@ public sealed class CommandLineTests : IDisposable
         // generate names them when sampling otherwise, and says nothing when sampling at them.
         (code, output, err) = Run("generate", "--model", exported, "--class", "1", "--iters", "2,2", "--out", Path.Combine(dir, "official"));
         Assert.True(code == 0, err);
-        Assert.Contains("the model recommends --cfg 3 --schedule constant --temperature 1.1 ", output);
+        Assert.Contains("the model recommends --cfg 3 --schedule constant --temperature 1.1 --filter 0.002 ", output);
         (code, output, err) = Run("generate", "--model", exported, "--class", "1", "--iters", "2,2", "--cfg", "3", "--schedule", "constant",
-            "--temperature", "1.1", "--out", Path.Combine(dir, "recommended"));
+            "--temperature", "1.1", "--filter", "0.002", "--out", Path.Combine(dir, "recommended"));
         Assert.True(code == 0, err);
         Assert.DoesNotContain("recommends", output);
     }
@@ -204,6 +204,7 @@ public sealed class CommandLineTests : IDisposable
     [InlineData("cfg=0", "cfg: 0 is outside 1..50")]
     [InlineData("guidance=4", "guidance is not a setting")]
     [InlineData("schedule=cosine", "schedule: 'cosine' is not linear or constant")]
+    [InlineData("filter=0", "filter: 0 is outside (0, 1]")]
     public void ExportRefusesABadRecommendationNamingTheOption(string settings, string message)
     {
         string output = Path.Combine(dir, "refused.safetensors");

@@ -35,6 +35,8 @@ public sealed class WebPageTests(WebFixture web, ITestOutputHelper output)
         string cfgSchedule = recommended.GetProperty("cfgSchedule").GetString()!;
         Assert.Equal(cfgSchedule, await p.InputValueAsync("#cfg-schedule"));
         Assert.Equal(recommended.GetProperty("temperatureSchedule").GetString(), await p.InputValueAsync("#temperature-schedule"));
+        float filter = recommended.GetProperty("filter").GetSingle();
+        Assert.Equal(filter, float.Parse(await p.InputValueAsync("#filter"), CultureInfo.InvariantCulture));
         Assert.Contains("recommended settings", await p.TextContentAsync("#model-info"));
 
         await p.SelectOptionAsync("#class", "2"); // Animals & Nature
@@ -63,10 +65,11 @@ public sealed class WebPageTests(WebFixture web, ITestOutputHelper output)
         // temperature 2 gives other bytes, so the page sent the schedule).
         var downloaded = await DownloadAsync(p, "generated.png");
         Assert.Equal(DataUrlBytes(finalSrc), downloaded);
-        // The guidance schedule is the recommended one the form started with.
-        var expected = await GenerateSyncAsync($$$"""{"classLabels":[2],"count":1,"seed":"7","params":{"cfg":3,"cfgSchedule":"{{{cfgSchedule}}}","temperature":2,"temperatureSchedule":"linear","numIter":[16,8]}}""");
+        // The guidance schedule and the filter are the recommended ones the form started with.
+        string filterJson = filter.ToString(CultureInfo.InvariantCulture);
+        var expected = await GenerateSyncAsync($$$"""{"classLabels":[2],"count":1,"seed":"7","params":{"cfg":3,"cfgSchedule":"{{{cfgSchedule}}}","temperature":2,"temperatureSchedule":"linear","filterThreshold":{{{filterJson}}},"numIter":[16,8]}}""");
         Assert.Equal(Pixels(expected), Pixels(downloaded));
-        var constant = await GenerateSyncAsync($$$"""{"classLabels":[2],"count":1,"seed":"7","params":{"cfg":3,"cfgSchedule":"{{{cfgSchedule}}}","temperature":2,"numIter":[16,8]}}""");
+        var constant = await GenerateSyncAsync($$$"""{"classLabels":[2],"count":1,"seed":"7","params":{"cfg":3,"cfgSchedule":"{{{cfgSchedule}}}","temperature":2,"filterThreshold":{{{filterJson}}},"numIter":[16,8]}}""");
         Assert.NotEqual(Pixels(constant), Pixels(downloaded));
         Assert.Contains("Animals & Nature · seed 7", await p.TextContentAsync("#status"));
 
@@ -221,6 +224,7 @@ public sealed class WebPageTests(WebFixture web, ITestOutputHelper output)
         var p = page.Page;
         await p.FillAsync("#cfg", "99");
         await p.FillAsync("#iter-1", "0");
+        await p.FillAsync("#filter", "2");
         var response = await p.RunAndWaitForResponseAsync(() => p.ClickAsync("#generate"), r => r.Url.EndsWith("/v1/jobs", StringComparison.Ordinal));
         Assert.Equal(400, response.Status); // the gateway's verdict, not the page's
         Assert.Equal("error", await page.WaitForStateAsync("error"));
@@ -230,6 +234,8 @@ public sealed class WebPageTests(WebFixture web, ITestOutputHelper output)
         Assert.Contains("The gateway did not accept the request", text);
         Assert.Contains("Guidance: 99 is outside 1..50", text);
         Assert.Contains("Iterations at level 1: 0 is outside 1..16", text);
+        Assert.Contains("Filter threshold: 2 is outside [0, 1]", text);
+        Assert.Equal("true", await p.GetAttributeAsync("#filter", "aria-invalid"));
         Assert.Equal("true", await p.GetAttributeAsync("#cfg", "aria-invalid"));
         Assert.Equal("true", await p.GetAttributeAsync("#iter-1", "aria-invalid"));
         Assert.Equal("Nothing was generated.", await p.TextContentAsync("#status"));
@@ -238,6 +244,7 @@ public sealed class WebPageTests(WebFixture web, ITestOutputHelper output)
         // Fixed, the same page generates and the error goes away.
         await p.FillAsync("#cfg", "2");
         await p.FillAsync("#iter-1", "8");
+        await p.FillAsync("#filter", "0.001");
         await p.ClickAsync("#generate");
         Assert.Equal("done", await page.WaitForStateAsync("done", "error"));
         Assert.False(await error.IsVisibleAsync());
@@ -302,7 +309,8 @@ public sealed class WebPageTests(WebFixture web, ITestOutputHelper output)
         Assert.Contains(r.GetProperty("cfgSchedule").GetString(), new[] { "linear", "constant" });
         Assert.InRange(r.GetProperty("temperature").GetSingle(), 0.01f, 100);
         Assert.Contains(r.GetProperty("temperatureSchedule").GetString(), new[] { "linear", "constant" });
-        Assert.Equal(4, r.EnumerateObject().Count());
+        Assert.InRange(r.GetProperty("filter").GetSingle(), 1e-6f, 1);
+        Assert.Equal(5, r.EnumerateObject().Count());
     }
 
     async Task<string> SubmitAsync(string json)

@@ -53,7 +53,7 @@ public static class WebPageExtensions
     /// <param name="Limits">Ranges the gateway enforces.</param>
     /// <param name="Recommended">
     /// The sampling settings the checkpoint recommends for its best samples (<c>cfg</c>, <c>cfgSchedule</c>,
-    /// <c>temperature</c>, <c>temperatureSchedule</c>), or null. The page starts its form from them; a request that leaves
+    /// <c>temperature</c>, <c>temperatureSchedule</c>, <c>filter</c>), or null. The page starts its form from them; a request that leaves
     /// a setting out still gets the official default.
     /// </param>
     public sealed record ModelInfo(int ImageSize, int ClassCount, string[] ClassNames, int Levels, int[] PatchesPerLevel,

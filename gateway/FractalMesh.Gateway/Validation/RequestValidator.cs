@@ -16,7 +16,7 @@ namespace FractalMesh.Gateway.Validation;
 /// </summary>
 public sealed class RequestValidator(IImageGenerator generator, IOptions<GatewayOptions> options)
 {
-    public const float MaxCfg = SamplingOptions.MaxCfg, MaxTemperature = SamplingOptions.MaxTemperature, DefaultFilterThreshold = 1e-4f;
+    public const float MaxCfg = SamplingOptions.MaxCfg, MaxTemperature = SamplingOptions.MaxTemperature, DefaultFilterThreshold = SamplingOptions.DefaultFilterThreshold;
 
     ModelDescription Model => generator.Model;
     GatewayOptions Limits => options.Value;

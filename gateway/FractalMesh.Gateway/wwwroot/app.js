@@ -13,7 +13,7 @@ const $ = (id) => document.getElementById(id);
 
 const ui = {
   modelInfo: $('model-info'), cls: $('class'), seed: $('seed'), randomSeed: $('random-seed'), cfg: $('cfg'),
-  cfgSchedule: $('cfg-schedule'), temperature: $('temperature'), temperatureSchedule: $('temperature-schedule'), iterations: $('iterations'),
+  cfgSchedule: $('cfg-schedule'), temperature: $('temperature'), temperatureSchedule: $('temperature-schedule'), filter: $('filter'), iterations: $('iterations'),
   generate: $('generate'), cancel: $('cancel'), download: $('download'),
   brush: $('brush'), brushSize: $('brush-size'), clearMask: $('clear-mask'), invertMask: $('invert-mask'), maskInfo: $('mask-info'),
   upload: $('upload'), inpaint: $('inpaint'), shiftX: $('shift-x'), shiftY: $('shift-y'), outpaint: $('outpaint'),
@@ -74,7 +74,7 @@ function fieldInputs(path) {
   if (/^class_labels(\[\d+\])?$/.test(field) || field === 'class_label') return [ui.cls];
   return [{
     'seed': ui.seed, 'params.cfg': ui.cfg, 'params.cfg_schedule': ui.cfgSchedule, 'params.temperature': ui.temperature,
-    'params.temperature_schedule': ui.temperatureSchedule,
+    'params.temperature_schedule': ui.temperatureSchedule, 'params.filter_threshold': ui.filter,
     'image_png': ui.upload, 'mask_png': ui.mask, 'x': ui.shiftX, 'y': ui.shiftY, 'api_key': ui.apiKey,
   }[field]];
 }
@@ -210,6 +210,9 @@ function readSettings() {
   if (!/^-?\d{1,19}$/.test(seed)) problem('seed', 'enter a whole number, 0 or more');
   const cfg = number(ui.cfg, 'params.cfg');
   const temperature = number(ui.temperature, 'params.temperature');
+  // 0 is refused here (the gateway judges the rest): the API reads a filter of 0 as "not given" and applies 0.0001.
+  const filterThreshold = number(ui.filter, 'params.filter_threshold');
+  if (ui.filter.value.trim() !== '' && filterThreshold === 0) problem('params.filter_threshold', 'enter a number above 0 (0 would mean the default, 0.0001)');
   const numIter = [...ui.iterations.querySelectorAll('input')].map((input, level) => {
     const value = input.value.trim();
     if (!/^-?\d+$/.test(value)) { problem(`params.num_iter[${level}]`, 'enter a whole number'); return 0; }
@@ -219,7 +222,7 @@ function readSettings() {
   return {
     classLabel: Number(ui.cls.value),
     seed,
-    params: { cfg, cfgSchedule: ui.cfgSchedule.value, temperature, temperatureSchedule: ui.temperatureSchedule.value, numIter },
+    params: { cfg, cfgSchedule: ui.cfgSchedule.value, temperature, temperatureSchedule: ui.temperatureSchedule.value, filterThreshold, numIter },
   };
 }
 
@@ -667,8 +670,9 @@ async function start() {
     ui.cfgSchedule.value = r.cfgSchedule;
     ui.temperature.value = String(r.temperature);
     ui.temperatureSchedule.value = r.temperatureSchedule;
+    ui.filter.value = String(r.filter);
     ui.modelInfo.textContent += ` · recommended settings: guidance ${r.cfg} ${r.cfgSchedule}, temperature ${r.temperature}` +
-      (r.temperatureSchedule === 'linear' ? ' linear' : '');
+      (r.temperatureSchedule === 'linear' ? ' linear' : '') + (r.filter !== 0.0001 ? `, filter ${r.filter}` : '');
   }
   ui.cls.replaceChildren(...m.classNames.map((name, i) => new Option(name === `class ${i}` ? name : `${i}: ${name}`, String(i))),
     new Option('unconditional (no class)', '-1'));

@@ -52,7 +52,7 @@ public static class GenerateCommand
         var schedule = CliOptions.Choice("--schedule", "how guidance grows over level 0's steps", "linear", "linear", "constant");
         var temperature = CliOptions.Number("--temperature", "multiplies the pixel logits", 1, 0.01, 100);
         var temperatureSchedule = CliOptions.Choice("--temperature-schedule", "constant, or linear: growing from 1 towards --temperature over level 0's steps as linear guidance grows (fewer nearly blank images at a sharpening temperature)", "constant", "constant", "linear");
-        var filter = CliOptions.Number("--filter", "guidance never promotes a value below this probability", 1e-4, 0, 1);
+        var filter = CliOptions.Number("--filter", "guidance never promotes a value below this probability (higher: fewer stray pixels)", SamplingOptions.DefaultFilterThreshold, 0, 1);
         var iters = CliOptions.IntList("--iters", "A,B,..", "iterations per level (default the model's)", 1, 4096);
         var output = CliOptions.Text("--out", "DIR", "where the PNGs go", "out");
         var endpoint = new Option<Uri?>("--endpoint")
@@ -130,7 +130,7 @@ public static class GenerateCommand
         var sampler = new FractalSampler(model);
         var options = new SamplingOptions { Cfg = cfg, Temperature = temperature, FilterThreshold = filter, LinearCfg = s.Schedule == "linear", LinearTemperature = s.TemperatureSchedule == "linear", NumIter = numIter };
         if (ModelCheckpoint.ReadRecommendedSampling(modelPath) is { } recommended
-            && recommended != new RecommendedSampling(cfg, s.Schedule, temperature, s.TemperatureSchedule))
+            && recommended != new RecommendedSampling(cfg, s.Schedule, temperature, s.TemperatureSchedule, filter))
             Console.WriteLine($"the model recommends {recommended.AsOptions()} (its author's choice for its best samples)");
         Console.WriteLine($"{mode}: {requests.Count} image(s) of {size}×{size}, classes {string.Join(", ", labels.Distinct().Select(l => Name(l, names)))}, iterations {string.Join(",", numIter)}, cfg {cfg.ToString(CultureInfo.InvariantCulture)}, temperature {temperature.ToString(CultureInfo.InvariantCulture)}{(options.LinearTemperature ? " (linear from 1)" : "")}");
         var timer = Stopwatch.StartNew();

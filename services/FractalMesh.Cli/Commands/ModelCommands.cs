@@ -85,7 +85,7 @@ public static class ModelCommands
         var half = CliOptions.Flag("--half", "store the weights in half precision");
         var manifest = CliOptions.Text("--classes-from", "MANIFEST", "a dataset's manifest.json whose class names go into the checkpoint");
         var recommend = CliOptions.Text("--recommend", "SETTINGS",
-            "the sampling settings that draw this model's best samples, e.g. cfg=4,schedule=constant,temperature=1.2 (the web page starts from them)");
+            "the sampling settings that draw this model's best samples, e.g. cfg=4,schedule=constant,temperature=1.2,filter=0.001 (the web page starts from them)");
         var command = new Command("export", "write a trained checkpoint for shipping") { input, output, half, manifest, recommend };
         command.SetAction(r => Export(r.GetValue(input)!, r.GetValue(output)!, r.GetValue(half), r.GetValue(manifest), r.GetValue(recommend)));
         return command;

@@ -7,14 +7,14 @@ namespace FractalMesh.Model.Sampling;
 public sealed record SamplingOptions
 {
     /// <summary>The largest guidance scale and temperature a request may ask for.</summary>
-    public const float MaxCfg = 50f, MaxTemperature = 100f;
+    public const float MaxCfg = 50f, MaxTemperature = 100f, DefaultFilterThreshold = 1e-4f;
 
     /// <summary>Guidance scale; 1 turns guidance off.</summary>
     public float Cfg { get; init; } = 1.0f;
     /// <summary>Multiplies the logits (the reference's convention: higher is sharper).</summary>
     public float Temperature { get; init; } = 1.0f;
     /// <summary>Values whose conditional probability is below this cannot be promoted by guidance.</summary>
-    public float FilterThreshold { get; init; } = 1e-4f;
+    public float FilterThreshold { get; init; } = DefaultFilterThreshold;
     /// <summary>Level 0 guidance schedule: linear (official) or constant.</summary>
     public bool LinearCfg { get; init; } = true;
     /// <summary>
