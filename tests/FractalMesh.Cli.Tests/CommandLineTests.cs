@@ -1,3 +1,4 @@
+using System.Globalization;
 using FractalMesh.Cli.Commands;
 using FractalMesh.Data;
 using FractalMesh.Imaging;
@@ -84,12 +85,11 @@ public sealed class CommandLineTests : IDisposable
         var (pixels, w, h) = PngImage.Decode(File.ReadAllBytes(Path.Combine(dir, "generate-seed12.png")), "png");
         Assert.Equal((16, 16), (w, h));
         Assert.Equal(3 * 16 * 16, pixels.Length);
-        int blank = new[] { 10, 11, 12, 13 }.Count(seed =>
-        {
-            var (image, iw, ih) = PngImage.Decode(File.ReadAllBytes(Path.Combine(dir, $"generate-seed{seed}.png")), "png");
-            return NearlyBlank.Is(image, iw, ih);
-        });
+        var images = new[] { 10, 11, 12, 13 }.Select(seed => PngImage.Decode(File.ReadAllBytes(Path.Combine(dir, $"generate-seed{seed}.png")), "png").Planar).ToArray();
+        int blank = images.Count(image => NearlyBlank.Is(image, 16, 16));
         Assert.Contains($"nearly blank (at least 90 % of pixels with every channel ≥ 235): {blank} of 4", output);
+        double stray = images.Average(image => StrayPixels.Count(image, 16, 16));
+        Assert.Contains(string.Create(CultureInfo.InvariantCulture, $"stray pixels (unlike each of their 4 neighbours by more than 64 in a channel): {stray:F2} per image"), output);
     }
 
     /// <summary>train.fmds and test.fmds of 16×16 images in the tiny model's 10 classes, each class one flat colour; the training split's path.</summary>

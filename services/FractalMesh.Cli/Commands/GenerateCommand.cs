@@ -154,6 +154,9 @@ public static class GenerateCommand
         Console.WriteLine($"{requests.Count} image(s) in {timer.Elapsed.TotalSeconds:F1}s ({timer.Elapsed.TotalSeconds / requests.Count:F2}s per image)");
         int blank = images.Count(image => NearlyBlank.Is(image, size, size));
         Console.WriteLine($"nearly blank (at least {NearlyBlank.Share * 100:F0} % of pixels with every channel ≥ {NearlyBlank.NearWhite}): {blank} of {images.Count}");
+        double stray = images.Average(image => StrayPixels.Count(image, size, size));
+        Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+            $"stray pixels (unlike each of their 4 neighbours by more than {StrayPixels.Difference} in a channel): {stray:F2} per image"));
         Console.WriteLine($"wrote {gridPath}");
         if (s.Classifier is not null) Score(s.Classifier, images, requests, size, config.ClassNum);
         return 0;
