@@ -9,9 +9,10 @@ using Grpc.Net.Client.Configuration;
 namespace FractalMesh.Client;
 
 /// <summary>
-/// One client for the gateway's public gRPC API (<c>protos/fractalmesh.proto</c>): generate, inpaint and outpaint, and jobs
-/// (submit, get, cancel, watch). Each unary call gets the deadline <see cref="FractalMeshClientOptions.Timeout"/>; calls are
-/// retried by the channel only on <c>Unavailable</c> (the call reached no working gateway, so sending it again is safe).
+/// One client for the gateway's public gRPC API (<c>protos/fractalmesh.proto</c>): the model's description, generate,
+/// inpaint and outpaint, and jobs (submit, get, cancel, watch). Each unary call gets the deadline
+/// <see cref="FractalMeshClientOptions.Timeout"/>; calls are retried by the channel only on <c>Unavailable</c> (the call
+/// reached no working gateway, so sending it again is safe).
 /// Errors are the gateway's <see cref="RpcException"/>s; <see cref="FieldErrors"/> reads a field-by-field
 /// <c>INVALID_ARGUMENT</c>. Thread-safe; dispose it to close the channel.
 /// </summary>
@@ -48,6 +49,10 @@ public sealed class FractalMeshClient : IDisposable
 
     /// <summary>The generated stub of the job methods on this client's channel.</summary>
     public Protos.Api.Jobs.JobsClient Jobs { get; }
+
+    /// <summary>The served model: canvas size, classes, levels, iterations, limits and its recommended settings.</summary>
+    public async Task<DescribeModelResponse> DescribeModelAsync(CancellationToken cancel = default) =>
+        await Images.DescribeModelAsync(new DescribeModelRequest(), Call(cancel));
 
     /// <summary>Generates <c>count</c> images per class label; image <c>i</c> uses seed + <c>i</c>.</summary>
     public async Task<GenerateResponse> GenerateAsync(GenerateRequest request, CancellationToken cancel = default) =>

@@ -30,8 +30,8 @@ public sealed class AuthGatewayFixture : IAsyncLifetime
 
 /// <summary>
 /// Authentication and job ownership on a real gateway process: no key or a wrong key is UNAUTHENTICATED over gRPC and 401
-/// over REST, on every API; the right key works; health and the page stay open; a user sees and cancels only their own
-/// jobs (another user's are NOT_FOUND, as if they did not exist), an admin sees and cancels all.
+/// over REST, on every API; the right key works; health, the page and the model's description stay open; a user sees and
+/// cancels only their own jobs (another user's are NOT_FOUND, as if they did not exist), an admin sees and cancels all.
 /// </summary>
 [Collection(GatewayCollection.Name)]
 public sealed class AuthTests(AuthGatewayFixture fixture) : IClassFixture<AuthGatewayFixture>
@@ -43,7 +43,7 @@ public sealed class AuthTests(AuthGatewayFixture fixture) : IClassFixture<AuthGa
     [Theory]
     [InlineData(null)]
     [InlineData("not-a-key-0123456789abcdef")]
-    public async Task WithoutTheRightKeyEveryGrpcMethodIsUnauthenticated(string? key)
+    public async Task WithoutTheRightKeyEveryGrpcMethodButTheModelsDescriptionIsUnauthenticated(string? key)
     {
         using var client = Gateway.ClientWithKey(key);
         var calls = new Func<Task>[]
@@ -63,6 +63,8 @@ public sealed class AuthTests(AuthGatewayFixture fixture) : IClassFixture<AuthGa
             var error = await Assert.ThrowsAsync<RpcException>(call);
             Assert.Equal(StatusCode.Unauthenticated, error.StatusCode);
         }
+        // The model's description is open, as GET /v1/model is.
+        Assert.Equal(16, (await client.DescribeModelAsync()).ImageSize);
     }
 
     [Theory]

@@ -32,6 +32,27 @@ public sealed class ImageGenerationTests(GatewayProcess gateway)
     }
 
     [Fact]
+    public async Task DescribeModelOverGrpcAnswersWhatGetV1ModelDoes()
+    {
+        var described = await gateway.Client.DescribeModelAsync();
+        using var json = System.Text.Json.JsonDocument.Parse(await gateway.Rest.GetStringAsync("/v1/model"));
+        var m = json.RootElement;
+        Assert.Equal(16, described.ImageSize); // the tiny reference model
+        Assert.Equal(m.GetProperty("imageSize").GetInt32(), described.ImageSize);
+        Assert.Equal(m.GetProperty("classCount").GetInt32(), described.ClassCount);
+        Assert.Equal(m.GetProperty("classNames").EnumerateArray().Select(e => e.GetString()), described.ClassNames);
+        Assert.Equal(m.GetProperty("levels").GetInt32(), described.Levels);
+        Assert.Equal(m.GetProperty("patchesPerLevel").EnumerateArray().Select(e => e.GetInt32()), described.PatchesPerLevel);
+        Assert.Equal(m.GetProperty("defaultNumIter").EnumerateArray().Select(e => e.GetInt32()), described.DefaultNumIter);
+        Assert.Equal(GatewayProcess.MaxImagesPerRequest, described.Limits.MaxImagesPerRequest);
+        Assert.Equal(m.GetProperty("limits").GetProperty("maxImageBytes").GetInt32(), described.Limits.MaxImageBytes);
+        Assert.Equal(m.GetProperty("limits").GetProperty("maxCfg").GetSingle(), described.Limits.MaxCfg);
+        // The reference checkpoint carries no recommended settings.
+        Assert.Equal(System.Text.Json.JsonValueKind.Null, m.GetProperty("recommended").ValueKind);
+        Assert.Null(described.Recommended);
+    }
+
+    [Fact]
     public async Task GenerateOverGrpcAnswersOnePngPerImageWithItsSeed()
     {
         var response = await gateway.CallGrpcAsync(TwoClasses(10));

@@ -5,8 +5,8 @@ namespace FractalMesh.Gateway.Security;
 /// <summary>
 /// Who may call the public API (section <c>Auth</c>, validated at start; docs/ARCHITECTURE.md, Security). Off by default,
 /// so the embedded gateway started with no configuration answers everyone; with <see cref="Enabled"/> every gRPC, REST and
-/// job call needs <c>Authorization: Bearer &lt;key&gt;</c> with one of <see cref="ApiKeys"/>, and health, the page's files
-/// and <c>GET /v1/model</c> stay open.
+/// job call needs <c>Authorization: Bearer &lt;key&gt;</c> with one of <see cref="ApiKeys"/>, and health, the page's files,
+/// <c>GET /v1/model</c> and the gRPC <c>DescribeModel</c> stay open.
 /// </summary>
 public sealed class AuthOptions : IValidatableObject
 {

@@ -1,11 +1,14 @@
 using System.Diagnostics;
 using FractalMesh.Imaging;
+using FractalMesh.Gateway.Extensions;
 using FractalMesh.Gateway.Generation;
 using FractalMesh.Gateway.Validation;
 using FractalMesh.Protos.Api;
 using FractalMesh.Rpc;
 using Google.Protobuf;
 using Grpc.Core;
+using Microsoft.AspNetCore.Authorization;
+using Microsoft.Extensions.Options;
 
 namespace FractalMesh.Gateway.Services;
 
@@ -14,8 +17,41 @@ namespace FractalMesh.Gateway.Services;
 /// generation slot, generate, answer PNGs with each image's seed.
 /// </summary>
 public sealed class ImageGenerationService(RequestValidator validator, GenerationGate gate, IImageGenerator generator,
-    ILogger<ImageGenerationService> logger) : ImageGeneration.ImageGenerationBase
+    IOptions<GatewayOptions> options, ILogger<ImageGenerationService> logger) : ImageGeneration.ImageGenerationBase
 {
+    /// <summary>What <c>GET /v1/model</c> answers, as a message; open without a key like that page.</summary>
+    [AllowAnonymous]
+    public override Task<DescribeModelResponse> DescribeModel(DescribeModelRequest request, ServerCallContext context) =>
+        Task.FromResult(Message(WebPageExtensions.Describe(generator.Model, options.Value)));
+
+    /// <summary><c>GET /v1/model</c>'s answer as the gRPC message (no recommendation: <c>recommended</c> unset).</summary>
+    public static DescribeModelResponse Message(WebPageExtensions.ModelInfo info)
+    {
+        var response = new DescribeModelResponse
+        {
+            ImageSize = info.ImageSize,
+            ClassCount = info.ClassCount,
+            ClassNames = { info.ClassNames },
+            Levels = info.Levels,
+            PatchesPerLevel = { info.PatchesPerLevel },
+            DefaultNumIter = { info.DefaultNumIter },
+            Limits = new ModelLimits
+            {
+                MinCfg = info.Limits.MinCfg,
+                MaxCfg = info.Limits.MaxCfg,
+                MaxTemperature = info.Limits.MaxTemperature,
+                MaxImagesPerRequest = info.Limits.MaxImagesPerRequest,
+                MaxImageBytes = info.Limits.MaxImageBytes,
+            },
+        };
+        if (info.Recommended is { } r)
+            response.Recommended = new SamplingParams
+            {
+                Cfg = r.Cfg, CfgSchedule = r.CfgSchedule, Temperature = r.Temperature, TemperatureSchedule = r.TemperatureSchedule, FilterThreshold = r.Filter,
+            };
+        return response;
+    }
+
     public override Task<GenerateResponse> Generate(GenerateRequest request, ServerCallContext context) =>
         RunAsync("generate", validator.Generate(request), context);
 
