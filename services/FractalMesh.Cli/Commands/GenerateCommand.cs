@@ -129,9 +129,7 @@ public static class GenerateCommand
 
         var sampler = new FractalSampler(model);
         var options = new SamplingOptions { Cfg = cfg, Temperature = temperature, FilterThreshold = filter, LinearCfg = s.Schedule == "linear", LinearTemperature = s.TemperatureSchedule == "linear", NumIter = numIter };
-        if (ModelCheckpoint.ReadRecommendedSampling(modelPath) is { } recommended
-            && recommended != new RecommendedSampling(cfg, s.Schedule, temperature, s.TemperatureSchedule, filter))
-            Console.WriteLine($"the model recommends {recommended.AsOptions()} (its author's choice for its best samples)");
+        NameTheRecommendation(ModelCheckpoint.ReadRecommendedSampling(modelPath), s);
         Console.WriteLine($"{mode}: {requests.Count} image(s) of {size}×{size}, classes {string.Join(", ", labels.Distinct().Select(l => Name(l, names)))}, iterations {string.Join(",", numIter)}, cfg {cfg.ToString(CultureInfo.InvariantCulture)}, temperature {temperature.ToString(CultureInfo.InvariantCulture)}{(options.LinearTemperature ? " (linear from 1)" : "")}");
         var timer = Stopwatch.StartNew();
         var bytes = sampler.Generate(requests, options, step =>
@@ -234,14 +232,25 @@ public static class GenerateCommand
 
     static string Name(int label, IReadOnlyList<string> names) => label < 0 ? "unconditional" : label < names.Count ? names[label] : label.ToString(CultureInfo.InvariantCulture);
 
-    static List<int> ParseClasses(string arg, IReadOnlyList<string> names, int classNum)
+    /// <summary>Prints the model's recommended settings when the command samples at others.</summary>
+    internal static void NameTheRecommendation(RecommendedSampling? recommended, GenerateSettings s)
+    {
+        if (recommended is not null && recommended != new RecommendedSampling((float)s.Cfg, s.Schedule, (float)s.Temperature, s.TemperatureSchedule, (float)s.Filter))
+            Console.WriteLine($"the model recommends {recommended.AsOptions()} (its author's choice for its best samples)");
+    }
+
+    /// <summary>
+    /// Class labels from indices and unique name prefixes (<paramref name="names"/>: the model's); indices are checked
+    /// against <paramref name="classNum"/> unless it is null (a gateway checks them itself and names the field).
+    /// </summary>
+    internal static List<int> ParseClasses(string arg, IReadOnlyList<string> names, int? classNum)
     {
         var labels = new List<int>();
         foreach (var raw in arg.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries))
         {
             if (int.TryParse(raw, NumberStyles.Integer, CultureInfo.InvariantCulture, out int index))
             {
-                if (index < -1 || index >= classNum) throw new UsageException($"--class: {index} is outside 0..{classNum - 1} (-1: unconditional)");
+                if (classNum is { } n && (index < -1 || index >= n)) throw new UsageException($"--class: {index} is outside 0..{n - 1} (-1: unconditional)");
                 labels.Add(index);
                 continue;
             }

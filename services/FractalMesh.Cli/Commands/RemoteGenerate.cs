@@ -5,6 +5,7 @@ using System.Text;
 using System.Text.Json;
 using FractalMesh.Client;
 using FractalMesh.Imaging;
+using FractalMesh.Model.Sampling;
 using FractalMesh.Protos.Api;
 using Google.Protobuf;
 using Grpc.Core;
@@ -26,14 +27,12 @@ public static class RemoteGenerate
             throw new UsageException("--endpoint: the gateway serves generate, inpaint and outpaint; run uncrop without --endpoint");
         foreach (var (option, value) in new[] { ("model", s.Model), ("preset", s.Preset), ("device", s.Device) })
             if (value is not null) throw new UsageException($"--{option}: the gateway at {endpoint} chooses its model and device; drop --{option} or --endpoint");
-        var request = Request(s);
-
         Console.WriteLine($"{s.Name} at {endpoint}{(s.Rest ? " (REST)" : "")}");
         var timer = Stopwatch.StartNew();
         GenerateResponse response;
         try
         {
-            response = s.Rest ? await CallRestAsync(endpoint, s, request, cancel) : await CallGrpcAsync(endpoint, s.ApiKey, request, cancel);
+            response = s.Rest ? await CallRestAsync(endpoint, s, cancel) : await CallGrpcAsync(endpoint, s, cancel);
         }
         catch (RpcException e) when (e.StatusCode == StatusCode.InvalidArgument)
         {
@@ -52,15 +51,14 @@ public static class RemoteGenerate
         return WriteImages(s, response, timer);
     }
 
-    /// <summary>The API request for the settings: classes are indices here (the gateway knows the names), image i has seed + i.</summary>
-    public static IMessage Request(GenerateSettings s)
+    /// <summary>
+    /// The API request for the settings, classes named as the gateway's model names them (<paramref name="classNames"/>,
+    /// from its description; indices go as they are, for the gateway to check); image i has seed + i.
+    /// </summary>
+    public static IMessage Request(GenerateSettings s, IReadOnlyList<string> classNames)
     {
-        var labels = s.Classes.Split(',', StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries)
-            .Select(c => int.TryParse(c, NumberStyles.Integer, CultureInfo.InvariantCulture, out int l) ? l
-                : throw new UsageException($"--class: '{c}' is not a class index (with --endpoint classes are indices; -1: unconditional)"))
-            .ToArray();
-        if (labels.Length == 0) throw new UsageException("--class: no class given");
-        if (s.Mode != GenerateMode.Generate && labels.Length != 1) throw new UsageException($"--class: {s.Name} takes one class");
+        var labels = GenerateCommand.ParseClasses(s.Classes, classNames, classNum: null);
+        if (s.Mode != GenerateMode.Generate && labels.Count != 1) throw new UsageException($"--class: {s.Name} takes one class");
         var parameters = new SamplingParams
         {
             Cfg = (float)s.Cfg, CfgSchedule = s.Schedule, Temperature = (float)s.Temperature, TemperatureSchedule = s.TemperatureSchedule, FilterThreshold = (float)s.Filter,
@@ -88,9 +86,14 @@ public static class RemoteGenerate
         }
     }
 
-    static async Task<GenerateResponse> CallGrpcAsync(Uri endpoint, string? apiKey, IMessage request, CancellationToken cancel)
+    /// <summary>Describes the gateway's model (class names, recommended settings), then sends the request over gRPC.</summary>
+    static async Task<GenerateResponse> CallGrpcAsync(Uri endpoint, GenerateSettings s, CancellationToken cancel)
     {
-        using var client = new FractalMeshClient(new FractalMeshClientOptions { Address = endpoint, ApiKey = apiKey });
+        using var client = new FractalMeshClient(new FractalMeshClientOptions { Address = endpoint, ApiKey = s.ApiKey });
+        var model = await client.DescribeModelAsync(cancel);
+        GenerateCommand.NameTheRecommendation(model.Recommended is { } r
+            ? new RecommendedSampling(r.Cfg, r.CfgSchedule, r.Temperature, r.TemperatureSchedule, r.FilterThreshold) : null, s);
+        var request = Request(s, model.ClassNames);
         return request switch
         {
             GenerateRequest g => await client.GenerateAsync(g, cancel),
@@ -100,10 +103,25 @@ public static class RemoteGenerate
         };
     }
 
-    /// <summary>The same request as proto JSON to <c>POST URL/v1/images:MODE</c>; a 400 is a usage error with the gateway's message.</summary>
-    static async Task<GenerateResponse> CallRestAsync(Uri endpoint, GenerateSettings s, IMessage request, CancellationToken cancel)
+    /// <summary>
+    /// Describes the gateway's model (<c>GET URL/v1/model</c>), then sends the same request as proto JSON to
+    /// <c>POST URL/v1/images:MODE</c>; a 400 is a usage error with the gateway's message.
+    /// </summary>
+    static async Task<GenerateResponse> CallRestAsync(Uri endpoint, GenerateSettings s, CancellationToken cancel)
     {
         using var http = new HttpClient { Timeout = TimeSpan.FromMinutes(10) };
+        string[] names;
+        using (var described = await http.GetAsync(new Uri(endpoint, "/v1/model"), cancel))
+        {
+            string json = await described.Content.ReadAsStringAsync(cancel);
+            if (!described.IsSuccessStatusCode)
+                throw new HttpRequestException($"the gateway answered {(int)described.StatusCode} {described.ReasonPhrase} to GET /v1/model: {ErrorMessage(json)}");
+            using var model = JsonDocument.Parse(json);
+            names = model.RootElement.GetProperty("classNames").EnumerateArray().Select(n => n.GetString() ?? "").ToArray();
+            GenerateCommand.NameTheRecommendation(model.RootElement.TryGetProperty("recommended", out var r) && r.ValueKind == JsonValueKind.Object
+                ? RecommendedSampling.FromJson(r.GetRawText()) : null, s);
+        }
+        var request = Request(s, names);
         using var body = new StringContent(JsonFormatter.Default.Format(request), Encoding.UTF8, "application/json");
         if (s.ApiKey is not null) http.DefaultRequestHeaders.Authorization = new("Bearer", s.ApiKey);
         using var response = await http.PostAsync(new Uri(endpoint, $"/v1/images:{s.Name}"), body, cancel);
