@@ -91,9 +91,10 @@ public sealed class SampleClassifier : Module<Tensor, Tensor>
                 using var scope = NewDisposeScope();
                 var bytes = tensor(planarImages.Slice(start * imageBytes, n * imageBytes).ToArray(), dtype: ScalarType.Byte).reshape(n, 3, ImageSize, ImageSize);
                 var logits = forward(Pixels.Normalize(bytes));
-                // NaN logits would all read as class 0: a count is refused rather than skewed.
+                // NaN logits would all read as class 0: a count is refused rather than skewed. Its weights are finite (Load
+                // checks), so this is the backend computing wrongly (as libtorch's conv2d once did here): said in one line.
                 if (!logits.isfinite().all().item<bool>())
-                    throw new InvalidOperationException($"the classifier's logits are not finite for images {start}-{start + n - 1}; its counts would be wrong");
+                    throw new InvalidDataException($"the classifier's logits are not finite for images {start}-{start + n - 1}; its counts would be wrong");
                 var predicted = logits.argmax(1).data<long>().ToArray();
                 for (int i = 0; i < n; i++) labels[start + i] = (int)predicted[i];
             }
@@ -223,6 +224,8 @@ public sealed class SampleClassifier : Module<Tensor, Tensor>
                 var given = tensors.ToDictionary(kv => kv.Key, kv => kv.Value);
                 if (!target.Keys.ToHashSet().SetEquals(given.Keys) || target.Any(kv => !kv.Value.shape.SequenceEqual(given[kv.Key].shape)))
                     throw new InvalidDataException($"{path}: its tensors do not match a classifier of width {model.Width} and {names.Length} classes");
+                if (given.FirstOrDefault(kv => !kv.Value.isfinite().all().item<bool>()).Key is string damaged)
+                    throw new InvalidDataException($"{path}: its tensor {damaged} holds values that are not finite (NaN or infinity)");
                 using (no_grad())
                     foreach (var (name, t) in target) t.copy_(given[name]);
                 model.eval();
@@ -275,6 +278,6 @@ sealed class Conv3x3 : Module<Tensor, Tensor>
         long batch = x.shape[0], height = x.shape[2], width = x.shape[3];
         var columns = functional.unfold(x, 3, padding: 1);                                     // (B, in·9, H·W)
         var y = weight.view(weight.shape[0], -1).matmul(columns).add(bias.view(1, -1, 1));     // (B, out, H·W)
-        return y.view(batch, -1, height, width).MoveToOuterDisposeScope();
+        return y.view(batch, weight.shape[0], height, width).MoveToOuterDisposeScope();
     }
 }

@@ -134,9 +134,17 @@ public sealed class CommandLineTests : IDisposable
     [Theory]
     [InlineData("model", "not a FractalMesh classifier")]
     [InlineData("missing", "not found")]
+    [InlineData("damaged", "not finite")]
     public void GenerateRefusesWhatIsNotAClassifierNamingTheOption(string given, string message)
     {
-        string path = given == "model" ? TinyModel() : Path.Combine(dir, "none.safetensors");
+        string path = given == "model" ? TinyModel() : Path.Combine(dir, given + ".safetensors");
+        if (given == "damaged")
+        {
+            // A classifier with one NaN weight: refused when loaded, in one line that names the option, not a stack trace.
+            using var damaged = new FractalMesh.Training.SampleClassifier(32, Enumerable.Range(0, 10).Select(i => $"class {i}").ToArray(), 8);
+            using (TorchSharp.torch.no_grad()) damaged.state_dict()["head.weight"][0, 0] = float.NaN;
+            damaged.Save(path);
+        }
         var (code, _, err) = Run("generate", "--model", TinyModel(), "--iters", "2,2", "--out", dir, "--classifier", path);
         Assert.Equal(2, code);
         Assert.Contains("--classifier", err);

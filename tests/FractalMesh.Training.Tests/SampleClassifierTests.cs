@@ -122,7 +122,30 @@ public sealed class SampleClassifierTests : IDisposable
         using var classifier = new SampleClassifier(8, ["a", "b"], 8);
         using (TorchSharp.torch.no_grad())
             foreach (var parameter in classifier.parameters()) parameter.fill_(float.NaN);
-        var error = Assert.Throws<InvalidOperationException>(() => classifier.Predict(new byte[3 * 64 * 2], 2));
+        var error = Assert.Throws<InvalidDataException>(() => classifier.Predict(new byte[3 * 64 * 2], 2));
+        Assert.Contains("not finite", error.Message);
+    }
+
+    [Fact]
+    public void AnEmptyBatchGivesNoLogits()
+    {
+        using var classifier = new SampleClassifier(8, ["a", "b"], 8);
+        using var images = TorchSharp.torch.zeros(0, 3, 8, 8);
+        using var logits = classifier.call(images);
+        Assert.Equal([0L, 2L], logits.shape);
+    }
+
+    [Fact]
+    public void LoadRefusesNonFiniteWeightsNamingTheTensor()
+    {
+        string path = Path.Combine(folder, "damaged.safetensors");
+        using (var classifier = new SampleClassifier(8, ["a", "b"], 8))
+        {
+            using (TorchSharp.torch.no_grad()) classifier.state_dict()["head.bias"][1] = float.PositiveInfinity;
+            classifier.Save(path);
+        }
+        var error = Assert.Throws<InvalidDataException>(() => SampleClassifier.Load(path));
+        Assert.Contains("head.bias", error.Message);
         Assert.Contains("not finite", error.Message);
     }
 
