@@ -369,6 +369,7 @@ public sealed class CommandLineTests : IDisposable
         foreach (var option in new[] { "--model", "--class", "--count", "--seed", "--cfg", "--schedule", "--temperature", "--temperature-schedule", "--filter", "--iters",
                      "--out", "--device", "--endpoint", "--rest", "--api-key" })
             Assert.Contains(option, output);
+        Assert.Matches(@"--filter <X>\s+.*\[default: 0\.0001\]", output);
     }
 
     [Theory]

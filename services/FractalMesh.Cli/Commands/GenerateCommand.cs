@@ -52,7 +52,9 @@ public static class GenerateCommand
         var schedule = CliOptions.Choice("--schedule", "how guidance grows over level 0's steps", "linear", "linear", "constant");
         var temperature = CliOptions.Number("--temperature", "multiplies the pixel logits", 1, 0.01, 100);
         var temperatureSchedule = CliOptions.Choice("--temperature-schedule", "constant, or linear: growing from 1 towards --temperature over level 0's steps as linear guidance grows (fewer nearly blank images at a sharpening temperature)", "constant", "constant", "linear");
-        var filter = CliOptions.Number("--filter", "guidance never promotes a value below this probability (higher: fewer stray pixels)", SamplingOptions.DefaultFilterThreshold, 0, 1);
+        var filter = CliOptions.Number("--filter", "guidance never promotes a value below this probability (higher: fewer stray pixels)",
+            // The float's shortest decimal, so help says 0.0001 and not its double widening (9.999999747378752E-05).
+            double.Parse(SamplingOptions.DefaultFilterThreshold.ToString("R", CultureInfo.InvariantCulture), CultureInfo.InvariantCulture), 0, 1);
         var iters = CliOptions.IntList("--iters", "A,B,..", "iterations per level (default the model's)", 1, 4096);
         var output = CliOptions.Text("--out", "DIR", "where the PNGs go", "out");
         var endpoint = new Option<Uri?>("--endpoint")
