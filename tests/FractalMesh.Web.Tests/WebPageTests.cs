@@ -37,7 +37,10 @@ public sealed class WebPageTests(WebFixture web, ITestOutputHelper output)
         Assert.Equal(recommended.GetProperty("temperatureSchedule").GetString(), await p.InputValueAsync("#temperature-schedule"));
         float filter = recommended.GetProperty("filter").GetSingle();
         Assert.Equal(filter, float.Parse(await p.InputValueAsync("#filter"), CultureInfo.InvariantCulture));
-        Assert.Contains("recommended settings", await p.TextContentAsync("#model-info"));
+        string info = (await p.TextContentAsync("#model-info"))!;
+        Assert.Contains("recommended settings", info);
+        // The line names the filter only where it is not the API's default (index.html's 0.0001).
+        Assert.Equal(filter != 1e-4f, info.Contains($", filter {filter.ToString(CultureInfo.InvariantCulture)}", StringComparison.Ordinal));
 
         await p.SelectOptionAsync("#class", "2"); // Animals & Nature
         await p.FillAsync("#seed", "7");

@@ -22,6 +22,8 @@ const ui = {
 };
 
 const API_KEY_ITEM = 'fractalmesh.apiKey';
+// The API's filter threshold when none is given (the official 1e-4): the Filter field's value in index.html.
+const DEFAULT_FILTER = Number(ui.filter.defaultValue);
 ui.apiKey.value = sessionStorage.getItem(API_KEY_ITEM) ?? '';
 ui.apiKey.addEventListener('change', () => sessionStorage.setItem(API_KEY_ITEM, ui.apiKey.value.trim()));
 
@@ -210,9 +212,9 @@ function readSettings() {
   if (!/^-?\d{1,19}$/.test(seed)) problem('seed', 'enter a whole number, 0 or more');
   const cfg = number(ui.cfg, 'params.cfg');
   const temperature = number(ui.temperature, 'params.temperature');
-  // 0 is refused here (the gateway judges the rest): the API reads a filter of 0 as "not given" and applies 0.0001.
+  // 0 is refused here (the gateway judges the rest): the API reads a filter of 0 as "not given" and applies its default.
   const filterThreshold = number(ui.filter, 'params.filter_threshold');
-  if (ui.filter.value.trim() !== '' && filterThreshold === 0) problem('params.filter_threshold', 'enter a number above 0 (0 would mean the default, 0.0001)');
+  if (ui.filter.value.trim() !== '' && filterThreshold === 0) problem('params.filter_threshold', `enter a number above 0 (0 would mean the default, ${DEFAULT_FILTER})`);
   const numIter = [...ui.iterations.querySelectorAll('input')].map((input, level) => {
     const value = input.value.trim();
     if (!/^-?\d+$/.test(value)) { problem(`params.num_iter[${level}]`, 'enter a whole number'); return 0; }
@@ -672,7 +674,7 @@ async function start() {
     ui.temperatureSchedule.value = r.temperatureSchedule;
     ui.filter.value = String(r.filter);
     ui.modelInfo.textContent += ` · recommended settings: guidance ${r.cfg} ${r.cfgSchedule}, temperature ${r.temperature}` +
-      (r.temperatureSchedule === 'linear' ? ' linear' : '') + (r.filter !== 0.0001 ? `, filter ${r.filter}` : '');
+      (r.temperatureSchedule === 'linear' ? ' linear' : '') + (r.filter !== DEFAULT_FILTER ? `, filter ${r.filter}` : '');
   }
   ui.cls.replaceChildren(...m.classNames.map((name, i) => new Option(name === `class ${i}` ? name : `${i}: ${name}`, String(i))),
     new Option('unconditional (no class)', '-1'));
