@@ -31,9 +31,11 @@ sealed partial class Dockerfile
     public IEnumerable<string> All(string instruction) => Instructions.Where(i => i.Instruction == instruction).Select(i => i.Arguments);
 
     /// <summary>ENV KEY=VALUE pairs (several per instruction).</summary>
-    public Dictionary<string, string> Environment => All("ENV")
-        .SelectMany(a => EnvPair().Matches(a).Select(m => (m.Groups[1].Value, m.Groups[2].Value.Trim('"'))))
-        .ToDictionary(p => p.Item1, p => p.Item2);
+    public Dictionary<string, string> Environment => All("ENV").SelectMany(EnvironmentPairs).ToDictionary(p => p.Key, p => p.Value);
+
+    /// <summary>The KEY=VALUE pairs of one ENV instruction's arguments.</summary>
+    public static IEnumerable<(string Key, string Value)> EnvironmentPairs(string arguments) =>
+        EnvPair().Matches(arguments).Select(m => (m.Groups[1].Value, m.Groups[2].Value.Trim('"')));
 
     public IReadOnlyList<int> Exposed => All("EXPOSE").SelectMany(a => a.Split(' ', StringSplitOptions.RemoveEmptyEntries))
         .Select(p => int.Parse(p.Split('/')[0])).ToList();
