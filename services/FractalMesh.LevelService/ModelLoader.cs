@@ -32,7 +32,8 @@ public sealed class ModelLoader(IOptions<LevelOptions> options, LevelCalls calls
             // On this loader's own thread, before readiness: no call waits on it. Not a served call: no metrics.
             try
             {
-                if (levels.WarmUpAsync().GetAwaiter().GetResult()) logger.LogInformation("warmed up in {Seconds:F1} s", warm.Elapsed.TotalSeconds);
+                levels.WarmUpAsync().GetAwaiter().GetResult();
+                logger.LogInformation("warmed up in {Seconds:F1} s", warm.Elapsed.TotalSeconds);
             }
             finally { telemetry.Paused = false; }
             if (logger.IsEnabled(LogLevel.Debug))

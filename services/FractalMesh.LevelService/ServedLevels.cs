@@ -132,21 +132,29 @@ public sealed class ServedLevels : IDisposable
     }
 
     /// <summary>
-    /// Samples one throw-away row through the served levels when every level below them runs here too, so that the first
-    /// calls do not pay for lazy initialisation and the JIT's first tiers (a fresh service was measured at 0.68× its
-    /// steady speed over its first requests). A service whose next level is remote skips it: that level may still be
-    /// loading, and a warm-up must not depend on another process.
+    /// Samples one throw-away row through the served levels, so that the first calls do not pay for lazy initialisation
+    /// and the JIT's first tiers (a fresh service was measured at 0.68× its steady speed over its first requests). Where
+    /// the next level is remote, the row goes through a copy of the served chain whose next level is a stand-in that
+    /// answers blank patches (that level may still be loading, and a warm-up must not depend on another process); those
+    /// throw-away samplers' passes do not count in the served levels' pass statistics. Telemetry is paused by the caller.
     /// </summary>
-    public async Task<bool> WarmUpAsync()
+    public async Task WarmUpAsync()
     {
-        if (remoteNext is not null) return false;
         var config = model.Config;
+        IPatchSampler entry = SamplerOf(First);
+        if (remoteNext is not null)
+        {
+            entry = new BlankPatches(remoteNext.PatchSize);
+            var nodes = new Dictionary<int, FractalModel>();
+            for (var node = model; node is not null; node = node.Next) nodes[node.Level] = node;
+            for (int level = Last; level >= First; level--) entry = FractalSampler.ForLevel(nodes[level], entry);
+        }
         if (First == 0)
         {
             var options = new SamplingOptions { NumIter = Enumerable.Repeat(1, config.Levels).ToArray(), Cfg = 2f };
             using var request = FractalSampler.NewRequest(model, [new ImageRequest(-1, 0)], options);
-            await ComputeThread.Process.RunAsync(() => SamplerOf(0).SampleAsync(request));
-            return true;
+            await ComputeThread.Process.RunAsync(() => entry.SampleAsync(request));
+            return;
         }
         var shape = Shapes[First];
         using var call = new PatchRequest
@@ -162,8 +170,21 @@ public sealed class ServedLevels : IDisposable
             NumIter = Enumerable.Repeat(1, Math.Max(1, config.Levels - First)).ToArray(),
             Streams = [RowStream.ForImage(0)],
         };
-        await ComputeThread.Process.RunAsync(() => SamplerOf(First).SampleAsync(call));
-        return true;
+        await ComputeThread.Process.RunAsync(() => entry.SampleAsync(call));
+    }
+
+    /// <summary>The next level's stand-in during a warm-up: every row's patch comes back blank, its known pixels kept.</summary>
+    /// <param name="patchSize">What the remote sampler it stands in for reports.</param>
+    sealed class BlankPatches(int patchSize) : IPatchSampler
+    {
+        public int PatchSize => patchSize;
+
+        public Task<byte[]> SampleAsync(PatchRequest request, CancellationToken cancel = default)
+        {
+            var pixels = new byte[request.Rows * 3 * request.Size * request.Size];
+            request.KnownPixels.AsSpan(0, Math.Min(pixels.Length, request.KnownPixels.Length)).CopyTo(pixels);
+            return Task.FromResult(pixels);
+        }
     }
 
     public void Dispose()

@@ -38,4 +38,16 @@ public class ConfigurationTests
         Assert.NotEqual(0, code);
         Assert.Contains(service.Output, l => l.Contains("Level:NextAddresses"));
     }
+
+    [Fact]
+    public async Task ALevelWhoseNextLevelIsRemoteWarmsUpWithoutCallingIt()
+    {
+        // Nothing listens at the next level's address: the warm-up must not wait on it, and readiness follows.
+        var settings = LevelServiceProcess.TinyModelSettings(firstLevel: 0);
+        settings["Level:LastLevel"] = "0";
+        settings["Level:NextAddresses:0"] = $"http://127.0.0.1:{TestPaths.FreePort()}";
+        await using var service = await LevelServiceProcess.StartAsync(settings);
+        Assert.Contains(service.Output, l => l.Contains("warmed up in"));
+        Assert.Contains(service.Output, l => l.Contains("ready: serving level 0"));
+    }
 }
