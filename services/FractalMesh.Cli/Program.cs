@@ -1,6 +1,5 @@
 using FractalMesh.Cli;
 using FractalMesh.Cli.Commands;
 
-if (TcmallocRelaunch.Run() is int exitCode) return exitCode;
-TcmallocRelaunch.FollowParent();
+TcmallocRelaunch.Run();
 return await CommandLine.RunAsync(args);
