@@ -207,6 +207,14 @@ public sealed class SampleClassifier : Module<Tensor, Tensor>
         SafeTensors.Write(path, tensors, metadata);
     }
 
+    /// <summary>Whether every value of <paramref name="t"/> is finite; the check's own tensors are freed here.</summary>
+    static bool AllFinite(Tensor t)
+    {
+        using var finite = t.isfinite();
+        using var all = finite.all();
+        return all.item<bool>();
+    }
+
     /// <summary>Reads a classifier that <see cref="Save"/> wrote; anything else is refused with the reason.</summary>
     public static SampleClassifier Load(string path)
     {
@@ -224,7 +232,7 @@ public sealed class SampleClassifier : Module<Tensor, Tensor>
                 var given = tensors.ToDictionary(kv => kv.Key, kv => kv.Value);
                 if (!target.Keys.ToHashSet().SetEquals(given.Keys) || target.Any(kv => !kv.Value.shape.SequenceEqual(given[kv.Key].shape)))
                     throw new InvalidDataException($"{path}: its tensors do not match a classifier of width {model.Width} and {names.Length} classes");
-                if (given.FirstOrDefault(kv => !kv.Value.isfinite().all().item<bool>()).Key is string damaged)
+                if (given.FirstOrDefault(kv => !AllFinite(kv.Value)).Key is string damaged)
                     throw new InvalidDataException($"{path}: its tensor {damaged} holds values that are not finite (NaN or infinity)");
                 using (no_grad())
                     foreach (var (name, t) in target) t.copy_(given[name]);

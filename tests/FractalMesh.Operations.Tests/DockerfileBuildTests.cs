@@ -128,6 +128,8 @@ public sealed partial class DockerfileBuildTests : IDisposable
         {
             string from = fromStage is null ? Repository.PathOf(source.TrimEnd('/')) : Map(fromStage, source);
             Assert.True(File.Exists(from) || Directory.Exists(from), $"COPY {source}: not found in {(fromStage is null ? "the build context" : $"stage {fromStage}")}");
+            if (fromStage is null && source.TrimEnd('/') is not ("." or "") && LeftOutOfContext(source.TrimEnd('/'), Directory.Exists(from), ignored))
+                Assert.Fail($"COPY {source}: .dockerignore leaves it out of the build context");
             if (Directory.Exists(from))
                 CopyFolder(from, target, fromStage is null ? source.TrimEnd('/') : null, ignored);
             else
@@ -137,6 +139,15 @@ public sealed partial class DockerfileBuildTests : IDisposable
                 File.Copy(from, file, overwrite: true);
             }
         }
+    }
+
+    /// <summary>Whether .dockerignore excludes a path COPY names, or a folder it lies in (Docker leaves out a folder's contents with it).</summary>
+    static bool LeftOutOfContext(string relative, bool isFolder, DockerIgnore ignored)
+    {
+        var parts = relative.Split('/', StringSplitOptions.RemoveEmptyEntries);
+        for (int i = 1; i <= parts.Length; i++)
+            if (ignored.Excludes(string.Join('/', parts[..i]), i < parts.Length || isFolder)) return true;
+        return false;
     }
 
     /// <summary>A folder's contents (not the folder itself, as COPY does); <paramref name="contextPath"/> set: what .dockerignore excludes stays out.</summary>
