@@ -113,11 +113,11 @@ public sealed class TrainProcessTests : IDisposable
         using var run = Start("paused");
         string log = Path.Combine(dir, "paused", "log.csv");
         WaitForLogLines(log, 4);
+        Assert.Equal(0, kill(run.Id, 19));   // SIGSTOP first, so the short run cannot finish while it is inspected
         // The command line replaced itself (execve) under tcmalloc: the started pid is the trainer, with no child.
         Assert.Contains("libtcmalloc", File.ReadAllText($"/proc/{run.Id}/maps"));
         Assert.DoesNotContain(Process.GetProcesses(), p => ParentOf(p.Id) == run.Id);
 
-        Assert.Equal(0, kill(run.Id, 19));   // SIGSTOP
         Thread.Sleep(300);
         int atStop = File.ReadAllLines(log).Length;
         Thread.Sleep(2000);                  // unpaused, 2 s would log more steps or finish the run
