@@ -135,20 +135,28 @@ public sealed class CommandLineTests : IDisposable
     [InlineData("model", "not a FractalMesh classifier")]
     [InlineData("missing", "not found")]
     [InlineData("damaged", "not finite")]
-    public void GenerateRefusesWhatIsNotAClassifierNamingTheOption(string given, string message)
+    [InlineData("other size", "takes 32×32 images in 10 classes; the model makes 16×16")]
+    [InlineData("unconditional", "--class -1 has no class")]
+    public void GenerateRefusesWhatIsNotAClassifierNamingTheOptionBeforeSampling(string given, string message)
     {
         string path = given == "model" ? TinyModel() : Path.Combine(dir, given + ".safetensors");
-        if (given == "damaged")
+        if (given is "damaged" or "other size" or "unconditional")
         {
-            // A classifier with one NaN weight: refused when loaded, in one line that names the option, not a stack trace.
-            using var damaged = new FractalMesh.Training.SampleClassifier(32, Enumerable.Range(0, 10).Select(i => $"class {i}").ToArray(), 8);
-            using (TorchSharp.torch.no_grad()) damaged.state_dict()["head.weight"][0, 0] = float.NaN;
-            damaged.Save(path);
+            // One NaN weight (refused when loaded, in one line naming the option, not a stack trace), 32×32 images
+            // for a 16×16 model, or a healthy classifier asked to score unconditional images.
+            using var classifier = new FractalMesh.Training.SampleClassifier(given == "unconditional" ? 16 : 32, Enumerable.Range(0, 10).Select(i => $"class {i}").ToArray(), 8);
+            if (given == "damaged")
+                using (TorchSharp.torch.no_grad()) classifier.state_dict()["head.weight"][0, 0] = float.NaN;
+            classifier.Save(path);
         }
-        var (code, _, err) = Run("generate", "--model", TinyModel(), "--iters", "2,2", "--out", dir, "--classifier", path);
+        var (code, output, err) = Run("generate", "--model", TinyModel(), "--iters", "2,2", "--out", dir, "--classifier", path,
+            "--class", given == "unconditional" ? "-1" : "2");
         Assert.Equal(2, code);
         Assert.Contains("--classifier", err);
         Assert.Contains(message, err);
+        // Refused before a pixel is drawn: a wrong file costs no sampling time.
+        Assert.DoesNotContain("level-0 step", output);
+        Assert.False(File.Exists(Path.Combine(dir, "generate-grid.png")));
     }
 
     [Fact]

@@ -129,6 +129,9 @@ public static class GenerateCommand
         foreach (var label in labels)
             for (int k = 0; k < s.Count; k++) requests.Add(new ImageRequest(label, s.Seed + requests.Count, known, mask));
 
+        // The classifier is read and matched to the model before sampling, so a wrong file costs no sampling time.
+        using var classifier = s.Classifier is null ? null : CheckedClassifier(s.Classifier, requests, size, config.ClassNum);
+
         var sampler = new FractalSampler(model);
         var options = new SamplingOptions { Cfg = cfg, Temperature = temperature, FilterThreshold = filter, LinearCfg = s.Schedule == "linear", LinearTemperature = s.TemperatureSchedule == "linear", NumIter = numIter };
         NameTheRecommendation(ModelCheckpoint.ReadRecommendedSampling(modelPath), s);
@@ -158,27 +161,29 @@ public static class GenerateCommand
         Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
             $"stray pixels (unlike each of their 4 neighbours by more than {StrayPixels.Difference} in a channel): {stray:F2} per image"));
         Console.WriteLine($"wrote {gridPath}");
-        if (s.Classifier is not null) Score(s.Classifier, images, requests, size, config.ClassNum);
+        if (classifier is not null) Score(classifier, s.Classifier!, images, requests, config.ClassNum);
         return 0;
     }
 
-    /// <summary>Prints how many images of each requested class the classifier takes for that class.</summary>
-    static void Score(string path, List<byte[]> images, List<ImageRequest> requests, int size, int classNum)
+    /// <summary>Loads the --classifier file and checks that it can score these requests from this model.</summary>
+    static SampleClassifier CheckedClassifier(string path, List<ImageRequest> requests, int size, int classNum)
     {
-        using var classifier = LoadClassifier(path);
-        if (classifier.ImageSize != size || classifier.ClassNames.Count != classNum)
-            throw new UsageException($"--classifier: {path} takes {classifier.ImageSize}×{classifier.ImageSize} images in {classifier.ClassNames.Count} classes; the model makes {size}×{size} in {classNum}");
+        if (requests.All(r => r.Label < 0)) throw new UsageException("--classifier: scores class-conditional images; --class -1 has no class to agree with");
+        SampleClassifier classifier;
+        try { classifier = SampleClassifier.Load(path); }
+        catch (InvalidDataException e) { throw new UsageException($"--classifier: {e.Message}"); }
+        if (classifier.ImageSize == size && classifier.ClassNames.Count == classNum) return classifier;
+        classifier.Dispose();
+        throw new UsageException($"--classifier: {path} takes {classifier.ImageSize}×{classifier.ImageSize} images in {classifier.ClassNames.Count} classes; the model makes {size}×{size} in {classNum}");
+    }
+
+    /// <summary>Prints how many images of each requested class the classifier takes for that class.</summary>
+    static void Score(SampleClassifier classifier, string path, List<byte[]> images, List<ImageRequest> requests, int classNum)
+    {
         var conditional = Enumerable.Range(0, requests.Count).Where(i => requests[i].Label >= 0).ToArray();
-        if (conditional.Length == 0) throw new UsageException("--classifier: scores class-conditional images; --class -1 has no class to agree with");
         var predicted = classifier.Predict(conditional.SelectMany(i => images[i]).ToArray(), conditional.Length);
         Console.WriteLine($"classifier {path}: images taken for the class they were asked for");
         ClassifierCommand.PrintAgreement(SampleClassifier.Agreement(predicted, conditional.Select(i => requests[i].Label).ToArray(), classNum), classifier.ClassNames);
-    }
-
-    static SampleClassifier LoadClassifier(string path)
-    {
-        try { return SampleClassifier.Load(path); }
-        catch (InvalidDataException e) { throw new UsageException($"--classifier: {e.Message}"); }
     }
 
     static (byte[] Known, bool[] Mask) KnownPixels(string mode, string imagePath, string? maskPath, string? at, int size)
