@@ -15,10 +15,13 @@ public sealed class ServedLevels : IDisposable
     readonly FractalModel model;
     readonly Dictionary<int, IPatchSampler> samplers;
     readonly RemotePatchSampler? remoteNext;
+    readonly SchedulerOptions scheduling;
 
-    ServedLevels(FractalModel model, Device device, int first, int last, Dictionary<int, IPatchSampler> samplers, RemotePatchSampler? remoteNext)
+    ServedLevels(FractalModel model, Device device, int first, int last, Dictionary<int, IPatchSampler> samplers, RemotePatchSampler? remoteNext,
+        SchedulerOptions scheduling)
     {
         this.model = model;
+        this.scheduling = scheduling;
         Device = device;
         First = first;
         Last = last;
@@ -122,7 +125,7 @@ public sealed class ServedLevels : IDisposable
                 next = Timed(sampler, level);
                 samplers[level] = next;
             }
-            return new ServedLevels(model, device, first, samplers.Keys.Max(), samplers, remote) { PassStatistics = statistics };
+            return new ServedLevels(model, device, first, samplers.Keys.Max(), samplers, remote, scheduling) { PassStatistics = statistics };
         }
         catch
         {
@@ -147,7 +150,8 @@ public sealed class ServedLevels : IDisposable
             entry = new BlankPatches(remoteNext.PatchSize);
             var nodes = new Dictionary<int, FractalModel>();
             for (var node = model; node is not null; node = node.Next) nodes[node.Level] = node;
-            for (int level = Last; level >= First; level--) entry = FractalSampler.ForLevel(nodes[level], entry);
+            // Scheduled as the served samplers are (rows per pass, chunking), so the warm-up runs the code paths they run.
+            for (int level = Last; level >= First; level--) entry = FractalSampler.ForLevel(nodes[level], entry, scheduling);
         }
         if (First == 0)
         {
@@ -166,7 +170,7 @@ public sealed class ServedLevels : IDisposable
             KnownMask = new bool[shape.PatchSize * shape.PatchSize],
             Cfg = [2f],
             Temperature = [1f],
-            FilterThreshold = [1e-4f],
+            FilterThreshold = [SamplingOptions.DefaultFilterThreshold],
             NumIter = Enumerable.Repeat(1, Math.Max(1, config.Levels - First)).ToArray(),
             Streams = [RowStream.ForImage(0)],
         };

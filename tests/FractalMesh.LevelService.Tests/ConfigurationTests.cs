@@ -46,6 +46,9 @@ public class ConfigurationTests
         var settings = LevelServiceProcess.TinyModelSettings(firstLevel: 0);
         settings["Level:LastLevel"] = "0";
         settings["Level:NextAddresses:0"] = $"http://127.0.0.1:{TestPaths.FreePort()}";
+        // The warm-up's copy of the chain is scheduled as the served one: one row per pass, passes chunked by one row.
+        settings["Level:MaxBatchRows"] = "1";
+        settings["Level:ChunkRows"] = "1";
         await using var service = await LevelServiceProcess.StartAsync(settings);
         Assert.Contains(service.Output, l => l.Contains("warmed up in"));
         Assert.Contains(service.Output, l => l.Contains("ready: serving level 0"));
