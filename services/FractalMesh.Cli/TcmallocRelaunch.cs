@@ -55,8 +55,25 @@ public static class TcmallocRelaunch
             .Append($"LD_PRELOAD={(string.IsNullOrEmpty(preload) ? library : $"{library}:{preload}")}")
             .Append($"{Variable}=tcmalloc")
             .Cast<string?>().Append(null).ToArray();
+        ReleaseDiagnosticsSocket();
         try { execve(executable, arguments, environment); }   // returns only on failure
         catch (Exception e) when (e is DllNotFoundException or EntryPointNotFoundException) { }
+    }
+
+    /// <summary>
+    /// The runtime's diagnostics server (what dotnet-counters, dotnet-trace and dotnet-dump attach to) listens on
+    /// <c>dotnet-diagnostic-{pid}-{start time}-socket</c> in the temp folder. execve keeps both the pid and the start
+    /// time, and closes the listener but leaves its file, so the relaunched runtime could not bind that name and would
+    /// serve no diagnostics (seen: a training run nobody could attach to). Removing the file first lets it bind anew.
+    /// </summary>
+    static void ReleaseDiagnosticsSocket()
+    {
+        try
+        {
+            foreach (var socket in Directory.EnumerateFiles(Path.GetTempPath(), $"dotnet-diagnostic-{Environment.ProcessId}-*-socket"))
+                File.Delete(socket);
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException) { }
     }
 
     [DllImport("libc", SetLastError = true)]

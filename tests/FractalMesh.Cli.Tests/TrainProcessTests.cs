@@ -117,6 +117,8 @@ public sealed class TrainProcessTests : IDisposable
         // The command line replaced itself (execve) under tcmalloc: the started pid is the trainer, with no child.
         Assert.Contains("libtcmalloc", File.ReadAllText($"/proc/{run.Id}/maps"));
         Assert.DoesNotContain(Process.GetProcesses(), p => ParentOf(p.Id) == run.Id);
+        // ... and its runtime's diagnostics server listens (dotnet-counters and dotnet-trace can attach to the trainer).
+        Assert.Contains($"/dotnet-diagnostic-{run.Id}-", File.ReadAllText("/proc/net/unix"));
 
         Thread.Sleep(300);
         int atStop = File.ReadAllLines(log).Length;
