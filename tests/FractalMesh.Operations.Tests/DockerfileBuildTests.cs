@@ -37,6 +37,7 @@ public sealed partial class DockerfileBuildTests : IDisposable
         var environment = new Dictionary<string, string>();
         string? stage = null;
         string[] entrypoint = [], healthCheck = [];
+        var exposed = new List<string>();
         foreach (var (instruction, raw) in image.Instructions)
         {
             string args = Substitute(raw, arguments);
@@ -72,10 +73,20 @@ public sealed partial class DockerfileBuildTests : IDisposable
                 case "HEALTHCHECK":
                     healthCheck = [.. image.HealthCheck.Select(word => MapPaths(word, stage!))];
                     break;
+                case "EXPOSE":
+                    exposed.AddRange(args.Split(' ', StringSplitOptions.RemoveEmptyEntries).Select(p => p.Split('/')[0]));
+                    break;
             }
         }
         Assert.NotEmpty(entrypoint);
         Assert.NotEmpty(healthCheck);
+        // A container has its ports to itself; here every port the image exposes moves to a free one, in its ENV and its
+        // health check alike, so that nothing else on this machine (a developer's compose stack) can answer the probe.
+        var ports = exposed.Distinct().ToDictionary(p => p, _ => TestPaths.FreePort().ToString(System.Globalization.CultureInfo.InvariantCulture));
+        string MovePorts(string text) => PortNumber().Replace(text, m => ports.GetValueOrDefault(m.Value, m.Value));
+        foreach (var key in environment.Keys.ToArray()) environment[key] = MovePorts(environment[key]);
+        healthCheck = [.. healthCheck.Select(MovePorts)];
+        Assert.All(ports.Keys, port => Assert.DoesNotContain(port, string.Join(' ', healthCheck)));
 
         // The runtime stage's program, started as the container would start it, must become ready by its own health check.
         var start = new ProcessStartInfo(entrypoint[0]) { WorkingDirectory = Map(stage!, workdir[stage!]), RedirectStandardOutput = true, RedirectStandardError = true };
@@ -95,7 +106,7 @@ public sealed partial class DockerfileBuildTests : IDisposable
             while (deadline.Elapsed < TimeSpan.FromMinutes(4) && !program.HasExited)
             {
                 (health, probed) = await RunAsync(healthCheck[0], healthCheck[1..], Map(stage!, "/"), TimeSpan.FromSeconds(30));
-                if (health == 0) break;
+                if (health == 0) { Assert.False(program.HasExited, $"{image.Path}: the program exited, yet something answered its health check"); break; }
                 await Task.Delay(TimeSpan.FromSeconds(2));
             }
             string logged;
@@ -185,6 +196,10 @@ public sealed partial class DockerfileBuildTests : IDisposable
     }
 
     static string Tail(string text) => text.Length <= 4000 ? text : text[^4000..];
+
+    /// <summary>A whole number of 2 to 5 digits (a port), not part of a longer number or a version such as 10.0.</summary>
+    [GeneratedRegex(@"(?<![\d.])\d{2,5}(?![\d.])")]
+    private static partial Regex PortNumber();
 
     [GeneratedRegex(@"--mount=\S+")]
     private static partial Regex MountOption();
