@@ -86,7 +86,8 @@ public sealed partial class DockerfileBuildTests : IDisposable
         string MovePorts(string text) => PortNumber().Replace(text, m => ports.GetValueOrDefault(m.Value, m.Value));
         foreach (var key in environment.Keys.ToArray()) environment[key] = MovePorts(environment[key]);
         healthCheck = [.. healthCheck.Select(MovePorts)];
-        Assert.All(ports.Keys, port => Assert.DoesNotContain(port, string.Join(' ', healthCheck)));
+        var probedPorts = healthCheck.SelectMany(word => PortNumber().Matches(word).Select(m => m.Value)).ToHashSet();
+        Assert.All(ports.Keys, port => Assert.DoesNotContain(port, probedPorts));
 
         // The runtime stage's program, started as the container would start it, must become ready by its own health check.
         var start = new ProcessStartInfo(entrypoint[0]) { WorkingDirectory = Map(stage!, workdir[stage!]), RedirectStandardOutput = true, RedirectStandardError = true };
