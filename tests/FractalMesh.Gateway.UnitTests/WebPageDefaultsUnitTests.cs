@@ -1,4 +1,5 @@
 using System.Globalization;
+using System.Reflection;
 using System.Text.RegularExpressions;
 using FractalMesh.Gateway.Validation;
 using FractalMesh.Model.Sampling;
@@ -14,14 +15,9 @@ namespace FractalMesh.Gateway.UnitTests;
 /// </summary>
 public sealed class WebPageDefaultsUnitTests
 {
-    static readonly string Page = File.ReadAllText(Path.Combine(RepositoryRoot(), "gateway", "FractalMesh.Gateway", "wwwroot", "index.html"));
-
-    static string RepositoryRoot()
-    {
-        for (var dir = new DirectoryInfo(AppContext.BaseDirectory); dir is not null; dir = dir.Parent)
-            if (File.Exists(Path.Combine(dir.FullName, "FractalMesh.sln"))) return dir.FullName;
-        throw new DirectoryNotFoundException($"no FractalMesh.sln above {AppContext.BaseDirectory}");
-    }
+    static readonly string Page = File.ReadAllText(Path.Combine(
+        typeof(WebPageDefaultsUnitTests).Assembly.GetCustomAttributes<AssemblyMetadataAttribute>().Single(a => a.Key == "RepositoryRoot").Value!,
+        "gateway", "FractalMesh.Gateway", "wwwroot", "index.html"));
 
     static float InputValue(string id)
     {
