@@ -74,6 +74,7 @@ public sealed class Trainer : IDisposable
         device = new Device(options.Device);
         if (device.type != DeviceType.CPU) model.to(device);
         model.UseEagerHeadBackward(options.HeadChunkRows ?? (device.type == DeviceType.CPU ? DefaultHeadChunkRows : 0));
+        if (options.BFloat16Matmuls) model.UseMatmulType(ScalarType.BFloat16);
 
         // Weight decay on weights only, as the official add_weight_decay: no decay for biases and 1-D (norm) parameters.
         var named = model.named_parameters().ToList();

@@ -56,6 +56,13 @@ public sealed record TrainerOptions
     /// null: 4096 on a CPU (a chunk's activations stay in the caches), off on other devices (chunks only add kernel launches).
     /// </summary>
     public long? HeadChunkRows { get; init; }
+    /// <summary>
+    /// Mixed precision: the transformer blocks' linear layers and the pixel heads' logits multiply in bfloat16 while the
+    /// parameters, the optimizer, norms, activations between layers and the loss stay in float32
+    /// (<c>FractalModel.UseMatmulType</c>). Off by default (the reference's function in float32). Not part of the run's
+    /// state: a resume may turn it on or off.
+    /// </summary>
+    public bool BFloat16Matmuls { get; init; }
     /// <summary>Intra-op threads; 0 leaves libtorch's default.</summary>
     public int Threads { get; init; }
 }

@@ -28,6 +28,26 @@ public class TrainerTests
     }
 
     [Fact]
+    public void BFloat16ProductsTrainAsFloat32DoesAndChangeOnlyTheRoundingOfTheSteps()
+    {
+        using var f = new TrainingFixture();
+        var runs = new Dictionary<bool, List<double>>();
+        foreach (bool bf16 in new[] { false, true })
+        {
+            using var trainer = new Trainer(Options(f, $"bf16-{bf16}", 60) with { Dropout = 0, BFloat16Matmuls = bf16 });
+            runs[bf16] = [];
+            trainer.Run(CancellationToken.None, r => runs[bf16].Add(r.Loss));
+        }
+        double exact = runs[false].TakeLast(10).Average(), mixed = runs[true].TakeLast(10).Average();
+        Assert.True(mixed < runs[true].Take(5).Average() - 1.0, $"bfloat16 products: first {runs[true].Take(5).Average():F3}, last {mixed:F3}");
+        Assert.True(Math.Abs(mixed - exact) < 0.1 * exact, $"last ten steps: {mixed:F3} with bfloat16 products, {exact:F3} in float32");
+        Assert.NotEqual(runs[false], runs[true]);           // the products did run in bfloat16
+        // The weights are stored in float32 either way.
+        using var model = ModelCheckpoint.Load(Trainer.CheckpointPath(Path.Combine(f.Folder, "bf16-True")));
+        Assert.All(model.parameters(), p => Assert.Equal(ScalarType.Float32, p.dtype));
+    }
+
+    [Fact]
     public void KilledAndResumedRunEndsWithTheSameWeightsAsAnUninterruptedOne()
     {
         using var f = new TrainingFixture();

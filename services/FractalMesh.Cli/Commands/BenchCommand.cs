@@ -60,16 +60,18 @@ public static class BenchCommand
             using var x = Pixels.Normalize(images);
             using var labels = randint(0, config.ClassNum, [32], dtype: ScalarType.Int64);
             model.train();
-            // The trainer's setting (pixel heads' eager backward in cache-sized chunks) and, as the baseline in the same
-            // run, the whole batch at once; interleaved so that drifts of a shared machine hit both alike.
-            long[] chunkings = [headChunk, 0];
-            var stepTimes = chunkings.ToDictionary(c => c, _ => new List<double>());
+            // The trainer's setting (pixel heads' eager backward in cache-sized chunks), as the baseline in the same run the
+            // whole batch at once, and the trainer's setting with bfloat16 products (train --bf16); interleaved so that
+            // drifts of a shared machine hit all alike.
+            (long Rows, ScalarType? Matmul)[] settings = [(headChunk, null), (0, null), (headChunk, ScalarType.BFloat16)];
+            var stepTimes = settings.Select(_ => new List<double>()).ToArray();
             var parts = new double[4];        // the trainer's setting: forward (with the heads' eager pass), backward, clipping, AdamW
             for (int i = 0; i < repeats + 1; i++)
             {
-                foreach (var rows in chunkings)
+                for (int s = 0; s < settings.Length; s++)
                 {
-                    model.UseEagerHeadBackward(rows);
+                    model.UseEagerHeadBackward(settings[s].Rows);
+                    model.UseMatmulType(settings[s].Matmul);
                     var sw = Stopwatch.StartNew();
                     using (var scope = NewDisposeScope())
                     {
@@ -81,7 +83,7 @@ public static class BenchCommand
                         nn.utils.clip_grad_norm_(model.parameters(), 3.0);
                         double clip = sw.Elapsed.TotalSeconds;
                         optimizer.step();
-                        if (i > 0 && rows == chunkings[0])
+                        if (i > 0 && s == 0)
                         {
                             parts[0] += forward;
                             parts[1] += backward - forward;
@@ -89,17 +91,20 @@ public static class BenchCommand
                             parts[3] += sw.Elapsed.TotalSeconds - clip;
                         }
                     }
-                    if (i > 0) stepTimes[rows].Add(sw.Elapsed.TotalSeconds);
+                    if (i > 0) stepTimes[s].Add(sw.Elapsed.TotalSeconds);
                 }
             }
             model.UseEagerHeadBackward(0);
-            double chunked = stepTimes[chunkings[0]].Average(), whole = stepTimes[0].Average();
+            model.UseMatmulType(null);
+            double chunked = stepTimes[0].Average(), whole = stepTimes[1].Average(), mixed = stepTimes[2].Average();
             Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
-                $"training step, batch 32:    {chunked:F3} s  ({32 / chunked:F1} images/s; pixel heads in chunks of {chunkings[0]} rows{(headChunk == Trainer.DefaultHeadChunkRows ? ", as the trainer runs" : "")})"));
+                $"training step, batch 32:    {chunked:F3} s  ({32 / chunked:F1} images/s; pixel heads in chunks of {headChunk} rows{(headChunk == Trainer.DefaultHeadChunkRows ? ", as the trainer runs" : "")})"));
             Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
                 $"  of which forward (with the heads' own backward) {parts[0] / repeats:F3} s, backward {parts[1] / repeats:F3} s, clipping {parts[2] / repeats:F3} s, AdamW {parts[3] / repeats:F3} s"));
             Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
                 $"  baseline, heads unchunked: {whole:F3} s  ({32 / whole:F1} images/s; the chunks are {whole / chunked:F2}× faster)"));
+            Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                $"  products in bfloat16 (train --bf16): {mixed:F3} s  ({32 / mixed:F1} images/s; {chunked / mixed:F2}× the float32 step)"));
             var times = new List<double>();
             model.eval();
             times.Clear();
@@ -178,6 +183,15 @@ public static class BenchCommand
         double gf = flops / forward / 1e9, peak = 2.0 * 512 * 512 * 512 / matmul / 1e9;
         Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
             $"level-0 forward, batch 32:  {forward * 1000:F1} ms, {gf:F1} GFLOP/s = {100 * gf / peak:F0}% of a 512×512 matmul here ({peak:F1} GFLOP/s)"));
+        // The same level's MLP product (rows × C)·(C × 4C) in float32 and in bfloat16 (what train --bf16 multiplies in).
+        var x32 = randn(b * T, C);
+        var w32 = randn(C, 4 * C);
+        var (x16, w16) = (x32.to_type(ScalarType.BFloat16), w32.to_type(ScalarType.BFloat16));
+        double mlpFlops = 2.0 * b * T * C * 4 * C;
+        double f32 = mlpFlops / Time(() => { using var s = NewDisposeScope(); x32.matmul(w32); }) / 1e9;
+        double bf16 = mlpFlops / Time(() => { using var s = NewDisposeScope(); x16.matmul(w16); }) / 1e9;
+        Console.WriteLine(string.Create(CultureInfo.InvariantCulture,
+            $"level-0 MLP product ({b * T}×{C})·({C}×{4 * C}): {f32:F1} GFLOP/s in float32, {bf16:F1} in bfloat16 ({bf16 / f32:F2}×)"));
     }
 
     /// <summary>

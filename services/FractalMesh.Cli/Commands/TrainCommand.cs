@@ -29,11 +29,12 @@ public static class TrainCommand
         var classBalance = CliOptions.Number("--class-balance", "0 to 1: draw each class in proportion to its image count to the power 1 − this (0: the data as it is; 1: every class alike; give every resume the same)", 0, 0, 1);
         var threads = CliOptions.Int("--threads", "libtorch threads (0: libtorch's choice)", 0, 0, 256);
         var headChunk = CliOptions.OptionalInt("--head-chunk", "rows per chunk of the pixel heads' eager backward (0: off; default 4096 on a CPU, off on a GPU)", 0);
+        var bf16 = CliOptions.Flag("--bf16", "mixed precision: the linear layers multiply in bfloat16, parameters, optimizer and loss stay float32 (a resume may turn it on or off)");
         var device = ModelCommands.DeviceOption();
         var noSamples = CliOptions.Flag("--no-samples", "write no sample sheet at checkpoints");
         var command = new Command("train", "train with the official recipe (AdamW 0.9/0.95, wd 0.05, warm-up + cosine, clip 3.0, label drop 0.1, flips, red weight 5); resumes; Ctrl-C saves")
         {
-            data, output, preset, init, config, batch, steps, warmup, lr, seed, checkpointMinutes, maxSteps, dropout, redWeight, noFlips, classBalance, threads, headChunk, device, noSamples,
+            data, output, preset, init, config, batch, steps, warmup, lr, seed, checkpointMinutes, maxSteps, dropout, redWeight, noFlips, classBalance, threads, headChunk, bf16, device, noSamples,
         };
         command.SetAction(r => Run(new TrainerOptions
         {
@@ -54,6 +55,7 @@ public static class TrainCommand
             ClassBalance = r.GetValue(classBalance),
             Threads = r.GetValue(threads),
             HeadChunkRows = r.GetValue(headChunk),
+            BFloat16Matmuls = r.GetValue(bf16),
             Device = ModelCommands.ParseDevice(r.GetValue(device)!).ToString(),
             Config = r.GetValue(config) is { } c ? LoadConfig(c) : null,
         }, samples: !r.GetValue(noSamples)));
@@ -81,7 +83,7 @@ public static class TrainCommand
             var shape = trainer.Model.Config;
             // A resumed run trains the model in its state whatever --preset and --init say; --init's config beats --preset's.
             string what = trainer.Step > 0 ? "the run's model" : options.InitFrom ?? options.Preset;
-            Console.WriteLine($"training {what} (widths {string.Join("/", shape.Widths)}, blocks {string.Join("/", shape.Blocks)}) on {options.TrainSplit} into {options.OutputDir}, from step {trainer.Step}{(options.ClassBalance > 0 ? $", class balance {options.ClassBalance.ToString(CultureInfo.InvariantCulture)}" : "")} (native allocator: {TcmallocRelaunch.ActiveAllocator()})");
+            Console.WriteLine($"training {what} (widths {string.Join("/", shape.Widths)}, blocks {string.Join("/", shape.Blocks)}) on {options.TrainSplit} into {options.OutputDir}, from step {trainer.Step}{(options.ClassBalance > 0 ? $", class balance {options.ClassBalance.ToString(CultureInfo.InvariantCulture)}" : "")} (native allocator: {TcmallocRelaunch.ActiveAllocator()}{(options.BFloat16Matmuls ? "; products in bfloat16" : "")})");
             double smoothed = double.NaN;
             trainer.Run(cts.Token,
                 report =>

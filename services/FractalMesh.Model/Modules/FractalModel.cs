@@ -41,6 +41,28 @@ public sealed class FractalModel : NextLevel
             if (module is PixelHead head) head.EagerBackwardRows = rows;
     }
 
+    /// <summary>
+    /// Makes the transformer blocks' linear layers and the pixel heads' logits multiply in <paramref name="type"/>
+    /// (bfloat16: mixed precision, <see cref="MatmulPrecision"/>), or in the parameters' own type when null (the default, the
+    /// reference's function). Parameters, norms, activations between layers and the loss keep their type.
+    /// </summary>
+    public void UseMatmulType(ScalarType? type)
+    {
+        if (type is ScalarType t && t != ScalarType.BFloat16 && t != ScalarType.Float16 && t != ScalarType.Float32)
+            throw new ArgumentException($"matrix products in {t} are not supported (bfloat16, float16 or float32)", nameof(type));
+        foreach (var module in modules())
+        {
+            switch (module)
+            {
+                case SelfAttention attention: attention.MatmulType = type; break;
+                case Mlp mlp: mlp.MatmulType = type; break;
+                case CodebookLogits logits: logits.MatmulType = type; break;
+                case RotaryAttention attention: attention.MatmulType = type; break;
+                case SwiGluFeedForward feedForward: feedForward.MatmulType = type; break;
+            }
+        }
+    }
+
     /// <summary>Builds the whole model from <paramref name="config"/> with the reference's random initialization.</summary>
     public FractalModel(FractalConfig config) : this(config.Validate(), 0) { }
 

@@ -36,6 +36,9 @@ public sealed class SwiGluFeedForward : nn.Module
     [ComponentName(Name = "ffn_dropout")]
     private readonly Dropout dropout;
 
+    /// <summary>The type of the layers' products, or null for the parameters' own (<see cref="MatmulPrecision"/>).</summary>
+    public ScalarType? MatmulType { get; set; }
+
     public SwiGluFeedForward(int dim, double dropoutP) : base(nameof(SwiGluFeedForward))
     {
         int hidden = HiddenWidth(dim);
@@ -56,7 +59,8 @@ public sealed class SwiGluFeedForward : nn.Module
     public Tensor Forward(Tensor x)
     {
         using var scope = NewDisposeScope();
-        return dropout.call(w2.call(F.silu(w1.call(x)) * w3.call(x))).MoveToOuterDisposeScope();
+        var gated = F.silu(MatmulPrecision.Linear(w1, x, MatmulType)) * MatmulPrecision.Linear(w3, x, MatmulType);
+        return dropout.call(MatmulPrecision.Linear(w2, gated, MatmulType)).MoveToOuterDisposeScope();
     }
 }
 
@@ -108,6 +112,9 @@ public sealed class RotaryAttention : nn.Module
     private readonly Dropout residDropout;
     private readonly int heads;
 
+    /// <summary>The type of the projections' products, or null for the parameters' own (<see cref="MatmulPrecision"/>).</summary>
+    public ScalarType? MatmulType { get; set; }
+
     public RotaryAttention(int dim, int heads, double residDropoutP) : base(nameof(RotaryAttention))
     {
         if (dim % heads != 0) throw new ArgumentException($"width {dim} is not divisible by {heads} heads");
@@ -126,7 +133,7 @@ public sealed class RotaryAttention : nn.Module
     {
         using var scope = NewDisposeScope();
         long b = x.shape[0], t = x.shape[1], c = x.shape[2], hd = c / heads;
-        var qkv = wqkv.call(x).split([c, c, c], -1);
+        var qkv = MatmulPrecision.Linear(wqkv, x, MatmulType).split([c, c, c], -1);
         var q = Rotary2D.Apply(qkv[0].view(b, t, heads, hd), rope).transpose(1, 2); // (B, H, T, D)
         var k = Rotary2D.Apply(qkv[1].view(b, t, heads, hd), rope).transpose(1, 2);
         var v = qkv[2].view(b, t, heads, hd).transpose(1, 2);
@@ -142,7 +149,7 @@ public sealed class RotaryAttention : nn.Module
             o = F.scaled_dot_product_attention(q, keys, values, null, 0.0, false); // the newest position sees all cached ones
         }
         o = o.transpose(1, 2).contiguous().view(b, t, c);
-        return residDropout.call(wo.call(o)).MoveToOuterDisposeScope();
+        return residDropout.call(MatmulPrecision.Linear(wo, o, MatmulType)).MoveToOuterDisposeScope();
     }
 }
 

@@ -17,11 +17,14 @@ public sealed class CodebookLogits : nn.Module
         RegisterComponents();
     }
 
+    /// <summary>The type of the product, or null for the parameters' own (<see cref="MatmulPrecision"/>).</summary>
+    public ScalarType? MatmulType { get; set; }
+
     /// <summary>(M,W) hidden states × codebook (256,W)ᵀ + bias → (M,256) logits.</summary>
     public Tensor Forward(Tensor hidden, Tensor codebook)
     {
         using var scope = NewDisposeScope();
-        return hidden.matmul(codebook.t()).add(bias, Scalars.One).MoveToOuterDisposeScope();
+        return MatmulPrecision.MatmulTransposed(hidden, codebook, MatmulType).add(bias, Scalars.One).MoveToOuterDisposeScope();
     }
 }
 

@@ -17,6 +17,9 @@ public sealed class SelfAttention : nn.Module
     private readonly double attnDropout;
     private readonly bool causal;
 
+    /// <summary>The type of the projections' products, or null for the parameters' own (<see cref="MatmulPrecision"/>).</summary>
+    public ScalarType? MatmulType { get; set; }
+
     public SelfAttention(int dim, int heads, bool causal, double attnDropout, double projDropout) : base(nameof(SelfAttention))
     {
         if (dim % heads != 0) throw new ArgumentException($"width {dim} is not divisible by {heads} heads");
@@ -33,14 +36,14 @@ public sealed class SelfAttention : nn.Module
     {
         using var scope = NewDisposeScope();
         long b = x.shape[0], n = x.shape[1], c = x.shape[2];
-        var parts = qkv.call(x).reshape(b, n, 3, heads, c / heads).permute(2, 0, 3, 1, 4); // (3, B, H, N, C/H)
+        var parts = MatmulPrecision.Linear(qkv, x, MatmulType).reshape(b, n, 3, heads, c / heads).permute(2, 0, 3, 1, 4); // (3, B, H, N, C/H)
         var (q, k, v) = (parts[0], parts[1], parts[2]);
         // Attention logits in float32 as the reference does (it disables autocast there).
         var o = n <= ShortSequence && (attnDropout == 0 || !training)
             ? ShortAttention(q, k, v)
             : F.scaled_dot_product_attention(q, k, v, null, training ? attnDropout : 0.0, causal); // (B, H, N, C/H)
         o = o.transpose(1, 2).reshape(b, n, c);
-        return projDrop.call(proj.call(o)).MoveToOuterDisposeScope();
+        return projDrop.call(MatmulPrecision.Linear(proj, o, MatmulType)).MoveToOuterDisposeScope();
     }
 
     /// <summary>
@@ -70,7 +73,7 @@ public sealed class SelfAttention : nn.Module
     {
         using var scope = NewDisposeScope();
         long m = x.shape[0], c = x.shape[1], hd = c / heads;
-        var parts = qkv.call(x).view(m, 3, heads, hd);                             // (M, 3, H, D)
+        var parts = MatmulPrecision.Linear(qkv, x, MatmulType).view(m, 3, heads, hd);                             // (M, 3, H, D)
         var q = parts.select(1, 0);                                                // (M, H, D)
         var k = parts.select(1, 1).unsqueeze(2);                                   // (M, H, 1, D)
         var v = parts.select(1, 2).unsqueeze(2);
@@ -88,7 +91,7 @@ public sealed class SelfAttention : nn.Module
         }
         keys = allKeys.MoveToOuterDisposeScope();
         values = allValues.MoveToOuterDisposeScope();
-        return projDrop.call(proj.call(o.reshape(m, c))).MoveToOuterDisposeScope();
+        return projDrop.call(MatmulPrecision.Linear(proj, o.reshape(m, c), MatmulType)).MoveToOuterDisposeScope();
     }
 }
 
@@ -98,6 +101,9 @@ public sealed class Mlp : nn.Module
     private readonly Linear fc1;
     private readonly Linear fc2;
     private readonly Dropout drop;
+
+    /// <summary>The type of the layers' products, or null for the parameters' own (<see cref="MatmulPrecision"/>).</summary>
+    public ScalarType? MatmulType { get; set; }
 
     public Mlp(int dim, int hidden, double dropout) : base(nameof(Mlp))
     {
@@ -110,8 +116,8 @@ public sealed class Mlp : nn.Module
     public Tensor Forward(Tensor x)
     {
         using var scope = NewDisposeScope();
-        var h = drop.call(F.gelu(fc1.call(x)));
-        return drop.call(fc2.call(h)).MoveToOuterDisposeScope();
+        var h = drop.call(F.gelu(MatmulPrecision.Linear(fc1, x, MatmulType)));
+        return drop.call(MatmulPrecision.Linear(fc2, h, MatmulType)).MoveToOuterDisposeScope();
     }
 }
 

@@ -20,19 +20,24 @@ public class TensorLifetimeUnitTests
         _ => new() { ImageSizes = [8, 4, 2, 1], Widths = [32, 16, 16, 16], Blocks = [1, 1, 1, 1], Heads = [2, 2, 2, 2], Generators = [GeneratorKind.Mar, GeneratorKind.Mar, GeneratorKind.Mar], NumConds = 5, GuidingPixel = true, ClassNum = 3 },
     };
 
-    /// <summary>Each kind, with the pixel heads' backward at once (0) and eager in chunks of 7 rows (the trainer's way).</summary>
-    public static TheoryData<string, long> TrainingConfigs => new()
+    /// <summary>
+    /// Each kind, with the pixel heads' backward at once (0) and eager in chunks of 7 rows (the trainer's way), in float32
+    /// and with bfloat16 products (train --bf16).
+    /// </summary>
+    public static TheoryData<string, long, bool> TrainingConfigs => new()
     {
-        { "ar", 0 }, { "mar", 0 }, { "mar-guiding", 0 }, { "ar", 7 }, { "mar", 7 }, { "mar-guiding", 7 },
+        { "ar", 0, false }, { "mar", 0, false }, { "mar-guiding", 0, false }, { "ar", 7, false }, { "mar", 7, false }, { "mar-guiding", 7, false },
+        { "ar", 7, true }, { "mar", 7, true }, { "mar-guiding", 7, true },
     };
 
     [Theory]
     [MemberData(nameof(TrainingConfigs))]
-    public void TrainingLossAndBackwardLeaveNothingAlive(string kind, long headChunkRows)
+    public void TrainingLossAndBackwardLeaveNothingAlive(string kind, long headChunkRows, bool bfloat16)
     {
         using var model = new FractalModel(Tiny(kind));
         model.train();
         model.UseEagerHeadBackward(headChunkRows);
+        model.UseMatmulType(bfloat16 ? ScalarType.BFloat16 : null);
         using var images = randn(4, 3, 8, 8);
         using var labels = tensor(new long[] { 0, 1, 2, 1 });
         DisposeScopeManager.Statistics.Reset();
