@@ -50,6 +50,32 @@ public sealed class CommandLineTests : IDisposable
         Assert.Equal(2, output.Split('\n').Count(l => l.Contains(" images/s ")));
     }
 
+    [Fact]
+    public void BenchTimesTheTrainingStepInFloat32AndWithBFloat16ProductsInOneRun()
+    {
+        var (code, output, error) = Run("bench", "--model", TinyModel(), "--no-sampling", "--repeats", "1", "--threads", "1");
+        Assert.True(code == 0, error);
+        Assert.Matches(@"training step, batch 32: +[0-9.]+ s +\([0-9.]+ images/s", output);
+        Assert.Matches(@"products in bfloat16 \(train --bf16\): [0-9.]+ s +\([0-9.]+ images/s; [0-9.]+× the float32 step\)", output);
+        Assert.Matches(@"level-0 MLP product \(\d+×\d+\)·\(\d+×\d+\): [0-9.]+ GFLOP/s in float32, [0-9.]+ in bfloat16 \([0-9.]+×\)", output);
+    }
+
+    [Fact]
+    public void TrainWithBFloat16ProductsSaysSoAndSavesFloat32Weights()
+    {
+        string train = ColourSplits();
+        File.WriteAllText(Path.Combine(dir, "config.json"),
+            """{"img_size_list":[16,4,1],"embed_dim_list":[32,16,16],"num_blocks_list":[1,1,1],"num_heads_list":[2,2,2],"generator_type_list":["mar","mar","ar"],"num_conds":5,"class_num":10}""");
+        string run = Path.Combine(dir, "bf16-run");
+        var (code, output, error) = Run("train", "--data", train, "--config", Path.Combine(dir, "config.json"), "--out", run,
+            "--steps", "3", "--warmup", "1", "--batch", "4", "--no-samples", "--threads", "1", "--bf16");
+        Assert.True(code == 0, error);
+        Assert.Contains("; products in bfloat16)", output);
+        Assert.Contains("3/3 loss", output);
+        using var model = ModelCheckpoint.Load(FractalMesh.Training.Trainer.CheckpointPath(run));
+        Assert.All(model.parameters(), p => Assert.Equal(TorchSharp.torch.ScalarType.Float32, p.dtype));
+    }
+
     [Theory]
     [InlineData("tiny_ar")]
     [InlineData("tiny_mar")]
