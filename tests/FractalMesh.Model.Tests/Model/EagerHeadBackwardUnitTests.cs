@@ -18,10 +18,9 @@ public class EagerHeadBackwardUnitTests
 
     static FractalConfig Tiny(string kind) => TensorLifetimeUnitTests.Tiny(kind);
 
-    /// <summary>One training step's loss and every parameter's gradient, from the same seed (same label drops, masks, dropout).</summary>
-    static (float Loss, Dictionary<string, float[]> Grads) Step(FractalModel model, Tensor images, Tensor labels, long chunkRows)
+    /// <summary>One training step's loss and every parameter's gradient from seed 11 (same label drops, masks, dropout).</summary>
+    internal static (float Loss, Dictionary<string, float[]> Grads) Step(FractalModel model, Tensor images, Tensor labels)
     {
-        model.UseEagerHeadBackward(chunkRows);
         model.zero_grad();
         manual_seed(11);
         using var loss = model.Loss(images, labels);
@@ -30,6 +29,12 @@ public class EagerHeadBackwardUnitTests
             .Where(p => p.parameter.grad is not null)
             .ToDictionary(p => p.name, p => p.parameter.grad!.data<float>().ToArray());
         return (loss.item<float>(), grads);
+    }
+
+    static (float Loss, Dictionary<string, float[]> Grads) Step(FractalModel model, Tensor images, Tensor labels, long chunkRows)
+    {
+        model.UseEagerHeadBackward(chunkRows);
+        return Step(model, images, labels);
     }
 
     [Theory]

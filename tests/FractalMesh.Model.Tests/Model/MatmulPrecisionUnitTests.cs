@@ -15,24 +15,15 @@ public class MatmulPrecisionUnitTests
 {
     public static TheoryData<string> Configs => TensorLifetimeUnitTests.Configs;
 
-    /// <summary>One training step's loss and every parameter's gradient from seed 11 (same label drops, masks, dropout).</summary>
+    /// <summary>One training step (<see cref="EagerHeadBackwardUnitTests.Step(FractalModel, Tensor, Tensor)"/>) with products in <paramref name="matmul"/>.</summary>
     static (float Loss, Dictionary<string, float[]> Grads) Step(FractalModel model, Tensor images, Tensor labels, ScalarType? matmul)
     {
         model.UseMatmulType(matmul);
-        model.zero_grad();
-        manual_seed(11);
-        using var loss = model.Loss(images, labels);
-        loss.backward();
-        Assert.Equal(ScalarType.Float32, loss.dtype);
+        foreach (var p in model.parameters()) Assert.Equal(ScalarType.Float32, p.dtype);
+        var step = EagerHeadBackwardUnitTests.Step(model, images, labels);
         foreach (var (name, p) in model.named_parameters())
-        {
-            Assert.Equal(ScalarType.Float32, p.dtype);
             if (p.grad is { } g) Assert.True(g.dtype == ScalarType.Float32, $"{name}'s gradient is {g.dtype}");
-        }
-        var grads = model.named_parameters()
-            .Where(p => p.parameter.grad is not null)
-            .ToDictionary(p => p.name, p => p.parameter.grad!.data<float>().ToArray());
-        return (loss.item<float>(), grads);
+        return step;
     }
 
     [Theory]
