@@ -35,6 +35,9 @@ public class TrainerTests
         foreach (bool bf16 in new[] { false, true })
         {
             using var trainer = new Trainer(Options(f, $"bf16-{bf16}", 60) with { Dropout = 0, BFloat16Matmuls = bf16 });
+            var mlps = trainer.Model.modules().OfType<FractalMesh.Model.Modules.Mlp>().ToList();
+            Assert.NotEmpty(mlps);
+            Assert.All(mlps, m => Assert.Equal(bf16 ? ScalarType.BFloat16 : null, m.MatmulType));
             runs[bf16] = [];
             trainer.Run(CancellationToken.None, r => runs[bf16].Add(r.Loss));
         }

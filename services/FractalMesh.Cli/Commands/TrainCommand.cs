@@ -29,7 +29,7 @@ public static class TrainCommand
         var classBalance = CliOptions.Number("--class-balance", "0 to 1: draw each class in proportion to its image count to the power 1 − this (0: the data as it is; 1: every class alike; give every resume the same)", 0, 0, 1);
         var threads = CliOptions.Int("--threads", "libtorch threads (0: libtorch's choice)", 0, 0, 256);
         var headChunk = CliOptions.OptionalInt("--head-chunk", "rows per chunk of the pixel heads' eager backward (0: off; default 4096 on a CPU, off on a GPU)", 0);
-        var bf16 = CliOptions.Flag("--bf16", "mixed precision: the linear layers multiply in bfloat16, parameters, optimizer and loss stay float32 (a resume may turn it on or off)");
+        var bf16 = CliOptions.Flag("--bf16", "mixed precision: the transformer blocks' linear layers and the pixel logits multiply in bfloat16; parameters, optimizer, loss and sample sheets stay float32 (a resume may turn it on or off)");
         var device = ModelCommands.DeviceOption();
         var noSamples = CliOptions.Flag("--no-samples", "write no sample sheet at checkpoints");
         var command = new Command("train", "train with the official recipe (AdamW 0.9/0.95, wd 0.05, warm-up + cosine, clip 3.0, label drop 0.1, flips, red weight 5); resumes; Ctrl-C saves")

@@ -42,14 +42,15 @@ public sealed class FractalModel : NextLevel
     }
 
     /// <summary>
-    /// Makes the transformer blocks' linear layers and the pixel heads' logits multiply in <paramref name="type"/>
-    /// (bfloat16: mixed precision, <see cref="MatmulPrecision"/>), or in the parameters' own type when null (the default, the
-    /// reference's function). Parameters, norms, activations between layers and the loss keep their type.
+    /// In training mode, makes the transformer blocks' linear layers and the pixel heads' logits multiply in bfloat16
+    /// (mixed precision, <see cref="MatmulPrecision"/>); null (the default) keeps the parameters' own type, the reference's
+    /// function. Parameters, norms, activations between layers and the loss keep their type, and evaluation and sampling
+    /// (eval mode) stay in it whatever is set here. Float32 is accepted as the same as null.
     /// </summary>
     public void UseMatmulType(ScalarType? type)
     {
-        if (type is ScalarType t && t != ScalarType.BFloat16 && t != ScalarType.Float16 && t != ScalarType.Float32)
-            throw new ArgumentException($"matrix products in {t} are not supported (bfloat16, float16 or float32)", nameof(type));
+        if (type is ScalarType t && t != ScalarType.BFloat16 && t != ScalarType.Float32)
+            throw new ArgumentException($"matrix products in {t} are not supported (bfloat16, which needs no loss scaling, or float32)", nameof(type));
         foreach (var module in modules())
         {
             switch (module)

@@ -24,7 +24,7 @@ public sealed class CodebookLogits : nn.Module
     public Tensor Forward(Tensor hidden, Tensor codebook)
     {
         using var scope = NewDisposeScope();
-        return MatmulPrecision.MatmulTransposed(hidden, codebook, MatmulType).add(bias, Scalars.One).MoveToOuterDisposeScope();
+        return MatmulPrecision.MatmulTransposed(hidden, codebook, MatmulType, training).add(bias, Scalars.One).MoveToOuterDisposeScope();
     }
 }
 

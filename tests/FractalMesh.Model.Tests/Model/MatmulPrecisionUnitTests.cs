@@ -60,11 +60,73 @@ public class MatmulPrecisionUnitTests
         foreach (var (name, expected) in exact) Assert.Equal(expected, again[name]);
     }
 
+    /// <summary>The type of every module whose products the switch moves (null where it is off).</summary>
+    static List<(string Module, ScalarType? Type)> Switched(FractalModel model)
+    {
+        var switched = new List<(string, ScalarType?)>();
+        foreach (var (name, module) in model.named_modules())
+        {
+            switch (module)
+            {
+                case SelfAttention a: switched.Add((name, a.MatmulType)); break;
+                case Mlp mlp: switched.Add((name, mlp.MatmulType)); break;
+                case CodebookLogits logits: switched.Add((name, logits.MatmulType)); break;
+                case RotaryAttention a: switched.Add((name, a.MatmulType)); break;
+                case SwiGluFeedForward f: switched.Add((name, f.MatmulType)); break;
+            }
+        }
+        return switched;
+    }
+
+    [Theory]
+    [MemberData(nameof(Configs))]
+    public void TheSwitchReachesEveryBlockOfEveryLevelAndEveryPixelHead(string kind)
+    {
+        using var model = new FractalModel(TensorLifetimeUnitTests.Tiny(kind));
+        model.UseMatmulType(ScalarType.BFloat16);
+        var switched = Switched(model);
+        // Attention and feed-forward of every block of every level and pixel head, and each head's three logits.
+        int blocks = model.modules().Count(m => m is VitBlock or LlamaBlock);
+        int heads = model.modules().Count(m => m is PixelHead);
+        Assert.Equal(2 * blocks + 3 * heads, switched.Count);
+        Assert.All(switched, m => Assert.True(m.Type == ScalarType.BFloat16, $"{m.Module} multiplies in {m.Type}"));
+        model.UseMatmulType(null);
+        Assert.All(Switched(model), m => Assert.True(m.Type is null, $"{m.Module} still multiplies in {m.Type}"));
+    }
+
+    [Theory]
+    [MemberData(nameof(Configs))]
+    public void EvaluationAndSamplingStayFloat32WithTheSwitchOn(string kind)
+    {
+        manual_seed(5);
+        using var model = new FractalModel(TensorLifetimeUnitTests.Tiny(kind));
+        using var images = rand(4, 3, 8, 8).mul(2).sub(1);
+        using var labels = tensor(new long[] { 0, 1, 2, 1 });
+        var sampler = new FractalMesh.Model.Sampling.FractalSampler(model);
+        var requests = Enumerable.Range(0, 3).Select(i => new FractalMesh.Model.Sampling.ImageRequest(i, 40 + i)).ToList();
+        var options = new FractalMesh.Model.Sampling.SamplingOptions { Cfg = 2, NumIter = FractalMesh.Model.Sampling.SamplingOptions.DefaultNumIter(model.Config) };
+        (float[] Items, byte[] Samples) Run(ScalarType? type)
+        {
+            model.UseMatmulType(type);
+            model.eval();
+            manual_seed(9);
+            float[] items;
+            using (no_grad()) using (var losses = model.ItemLosses(images, labels)) items = losses.data<float>().ToArray();
+            return (items, sampler.Generate(requests, options));
+        }
+        var exact = Run(null);
+        var switchedOn = Run(ScalarType.BFloat16);
+        Assert.Equal(exact.Items, switchedOn.Items);
+        Assert.Equal(exact.Samples, switchedOn.Samples);
+    }
+
     [Fact]
-    public void OnlyFloatingTypesAreAccepted()
+    public void OnlyBFloat16AndFloat32AreAccepted()
     {
         using var model = new FractalModel(TensorLifetimeUnitTests.Tiny("mar"));
         var e = Assert.Throws<ArgumentException>(() => model.UseMatmulType(ScalarType.Int64));
         Assert.Contains("Int64", e.Message);
+        e = Assert.Throws<ArgumentException>(() => model.UseMatmulType(ScalarType.Float16));   // would need loss scaling
+        Assert.Contains("Float16", e.Message);
     }
 }
