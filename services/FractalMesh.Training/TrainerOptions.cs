@@ -59,8 +59,8 @@ public sealed record TrainerOptions
     /// <summary>
     /// Mixed precision: the transformer blocks' linear layers and the pixel heads' logits multiply in bfloat16 while the
     /// parameters, the optimizer, norms, activations between layers and the loss stay in float32
-    /// (<c>FractalModel.UseMatmulType</c>; in training mode only, so sample sheets stay float32). Off by default (the reference's function in float32). Not part of the run's
-    /// state: a resume may turn it on or off.
+    /// (<c>FractalModel.UseMatmulType</c>; in training mode only, so sample sheets stay float32). Off by default (the
+    /// reference's function in float32). Not part of the run's state: a resume may turn it on or off.
     /// </summary>
     public bool BFloat16Matmuls { get; init; }
     /// <summary>Intra-op threads; 0 leaves libtorch's default.</summary>

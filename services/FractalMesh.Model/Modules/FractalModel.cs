@@ -51,6 +51,7 @@ public sealed class FractalModel : NextLevel
     {
         if (type is ScalarType t && t != ScalarType.BFloat16 && t != ScalarType.Float32)
             throw new ArgumentException($"matrix products in {t} are not supported (bfloat16, which needs no loss scaling, or float32)", nameof(type));
+        if (type == ScalarType.Float32) type = null;   // the parameters' own type: the switch off
         foreach (var module in modules())
         {
             switch (module)

@@ -73,7 +73,7 @@ public sealed class SelfAttention : nn.Module
     {
         using var scope = NewDisposeScope();
         long m = x.shape[0], c = x.shape[1], hd = c / heads;
-        var parts = MatmulPrecision.Linear(qkv, x, MatmulType).view(m, 3, heads, hd);                             // (M, 3, H, D)
+        var parts = MatmulPrecision.Linear(qkv, x, MatmulType).view(m, 3, heads, hd); // (M, 3, H, D)
         var q = parts.select(1, 0);                                                // (M, H, D)
         var k = parts.select(1, 1).unsqueeze(2);                                   // (M, H, 1, D)
         var v = parts.select(1, 2).unsqueeze(2);
